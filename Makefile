@@ -1,0 +1,40 @@
+# Two commands for a fresh machine:
+#   make demo   creates .venv, installs archdsl with every backend, runs the main job
+#   make test   installs what the tests need and runs the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip -q --disable-pip-version-check
+# The CPU build of torch must be installed before the project: left to resolve a
+# bare `torch` requirement, pip would pull gigabytes of CUDA packages.
+TORCH := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH)"
+	$(PIP) install -e ".[all,test]"
+	touch $(STAMP)
+
+install: $(STAMP) system-deps
+
+# Graphviz's `dot` renders diagrams; Debian's package when it is missing.
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { \
+	  echo "installing graphviz (dot)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq graphviz >/dev/null; }
+
+demo: install
+	@echo "== archdsl check: the zoo =="
+	$(VENV)/bin/archdsl check --quiet specs/*.arch
+
+test: install
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) runs diagrams .pytest_cache

@@ -1,0 +1,59 @@
+"""The `archdsl` command. Exit codes: 0 fine, 1 an error in the spec or data, 2 a usage error."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .commands import COMMANDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archdsl",
+        description="Write a convolutional network as the papers do; check, compile, train, tune and draw it.",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"archdsl.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"archdsl.commands.{name}":
+                raise
+            continue  # a command whose module is not there yet
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import ArchError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"archdsl.commands.{args.command}")
+    try:
+        return module.run(args) or 0
+    except ArchError as err:
+        print(err.format(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("archdsl: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in archdsl, not in the user's spec
+        if os.environ.get("ARCHDSL_DEBUG"):
+            raise
+        print(
+            f"archdsl: internal error: {type(exc).__name__}: {exc}\n"
+            "(this is a bug in archdsl; set ARCHDSL_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

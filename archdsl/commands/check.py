@@ -1,0 +1,39 @@
+"""`archdsl check SPEC…`: shapes, parameters, MACs and receptive fields, before anything runs."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("check", help="check a spec: shapes, params, MACs, receptive field")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="spec file(s) (.arch)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per spec instead of the table")
+    p.add_argument("--strict", action="store_true", help="make warnings (a layer that doesn't fit) errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the totals line")
+
+
+def run(args) -> int:
+    import archdsl
+    from archdsl.errors import ArchError
+    from archdsl.report import as_json, table
+
+    status = 0
+    for i, path in enumerate(args.specs):
+        try:
+            net = archdsl.load(path, strict=args.strict)
+        except ArchError as err:
+            print(err.format(), file=sys.stderr)
+            status = 1
+            continue
+        for warning in net.warnings:
+            print(warning.format(), file=sys.stderr)
+        if args.json:
+            print(json.dumps(as_json(net)))
+        elif args.quiet:
+            print(table(net).splitlines()[-1].replace("total:", f"{path}:"))
+        else:
+            if i:
+                print()
+            print(table(net))
+    return status

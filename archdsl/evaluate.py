@@ -1,0 +1,79 @@
+"""Evaluate the spec's small expression language: integer arithmetic on block parameters.
+
+Only numbers, names bound to numbers and + − * / // % exist: a spec never
+executes code. `/` must divide exactly (a channel count of 21.33 is a bug in the
+spec, not something to round silently); `//` floors.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import ast
+from .errors import SpecArgumentError, SpecNameError, did_you_mean
+
+SYMBOLS = {"true": True, "false": False}
+MAX_MAGNITUDE = 10**15  # keeps `((c*c)*c)*…` from building huge integers
+
+
+class Symbol(str):
+    """A bare word used as a value: `pad=same`, `mode=bilinear`."""
+
+
+def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
+    """The value of `expr`. With `strict`, every name must be a bound parameter."""
+    if isinstance(expr, ast.Num):
+        return expr.value
+    if isinstance(expr, ast.Dims):
+        return expr.values
+    if isinstance(expr, ast.Str):
+        return expr.value
+    if isinstance(expr, ast.Var):
+        if expr.name in env:
+            return env[expr.name]
+        if expr.name.lower() in SYMBOLS:
+            return SYMBOLS[expr.name.lower()]
+        if strict:
+            hint = did_you_mean(expr.name, env)
+            bound = f" (parameters here: {', '.join(env)})" if env else ""
+            raise SpecNameError(f"undefined name '{expr.name}'{hint}{bound}. Received: {expr.name}", expr.span)
+        return Symbol(expr.name)
+    if isinstance(expr, ast.Neg):
+        return -_number(evaluate(expr.operand, env, True), expr.operand)
+    if isinstance(expr, ast.BinOp):
+        left = _number(evaluate(expr.left, env, True), expr.left)
+        right = _number(evaluate(expr.right, env, True), expr.right)
+        return _apply(expr, left, right)
+    raise SpecArgumentError(f"'{type(expr).__name__}' cannot be used as a value here", expr.span)
+
+
+def _number(value: Any, expr: ast.Expr) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecArgumentError(f"arithmetic needs numbers. Received: {value!r}", expr.span)
+    return value
+
+
+def _apply(expr: ast.BinOp, left, right):
+    op = expr.op
+    if op in ("/", "//", "%") and right == 0:
+        raise SpecArgumentError(f"division by zero. Received: {left} {op} {right}", expr.span)
+    if op == "+":
+        result = left + right
+    elif op == "-":
+        result = left - right
+    elif op == "*":
+        result = left * right
+    elif op == "//":
+        result = left // right
+    elif op == "%":
+        result = left % right
+    else:
+        result = left / right
+        if isinstance(left, int) and isinstance(right, int):
+            if left % right:
+                raise SpecArgumentError(
+                    f"{left}/{right} is not a whole number; use // to round down. Received: {left} / {right}", expr.span
+                )
+            result = left // right
+    if abs(result) > MAX_MAGNITUDE:
+        raise SpecArgumentError(f"value too large. Received: {left} {op} {right}", expr.span)
+    return result

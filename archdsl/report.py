@@ -1,0 +1,77 @@
+"""The `check` table and its JSON form."""
+from __future__ import annotations
+
+from .network import Network
+from .shapes import fmt_shape
+
+
+def _field(values: tuple[int, ...]) -> str:
+    if not values:
+        return "-"
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def human(n: float, unit: str = "") -> str:
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.3g} {suffix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+def table(net: Network) -> str:
+    rows = [("layer", "op", "output", "params", "MACs", "RF", "line")]
+    for layer in net.layers:
+        rows.append(
+            (
+                layer.name,
+                layer.token,
+                fmt_shape(layer.shape),
+                f"{layer.params:,}",
+                f"{layer.macs:,}",
+                _field(layer.receptive_field),
+                str(layer.line or ""),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {3, 4, 5, 6}
+    lines = []
+    for i, row in enumerate(rows):
+        cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    outputs = ", ".join(f"{name} {fmt_shape(shape)}" for name, shape in net.outputs.items())
+    lines.append("")
+    lines.append(f"{net.name}: input {fmt_shape(net.input_shape)} → {outputs}")
+    lines.append(
+        f"total: {net.params:,} params ({human(net.params)}), {net.macs:,} MACs ({human(net.macs)}),"
+        f" {len(net.layers) - 1:,} layers, activations {human(net.activation_memory, 'B')} at batch 1 (fp32)"
+    )
+    return "\n".join(lines)
+
+
+def as_json(net: Network) -> dict:
+    return {
+        "name": net.name,
+        "input_shape": list(net.input_shape),
+        "outputs": {name: list(shape) for name, shape in net.outputs.items()},
+        "params": net.params,
+        "macs": net.macs,
+        "activation_memory": net.activation_memory,
+        "layers": [
+            {
+                "name": layer.name,
+                "op": layer.token,
+                "output_shape": list(layer.shape),
+                "params": layer.params,
+                "macs": layer.macs,
+                "memory": layer.memory,
+                "receptive_field": list(layer.receptive_field),
+                "jump": list(layer.jump),
+                "line": layer.line,
+                "block": layer.scope[-1] if layer.scope else None,
+            }
+            for layer in net.layers
+        ],
+        "warnings": [w.format() for w in net.warnings],
+    }

@@ -26,6 +26,8 @@ from .shapes import Shape, fmt_shape
 # expand to billions of layers fail at once instead of exhausting memory.
 MAX_LAYERS = 250_000
 
+COMPOSITE_KINDS = {ast.Inception: "inception", ast.Residual: "residual", ast.SqueezeExcite: "se"}
+
 _FAMILY = re.compile(r"^([a-z_]+?)(\d+(?:x\d+)*)?$")
 
 
@@ -224,7 +226,7 @@ class Expander:
             raise err.with_span(term.span) from None
         node = self.add(scope, op, inputs, term.span, term.text)
         after = scope.ctx.afters.get(family)
-        if after is not None and not in_after:
+        if after is not None and not in_after and call.follow_defaults:
             node = self.term(after.term, node, scope, in_after=True)
         return node
 
@@ -251,6 +253,15 @@ class Expander:
                 raise SpecArgumentError(f"the option '{arg.keyword}' is given twice. Received: {arg.keyword}={value.value!r}", arg.span)
             else:
                 call.keywords[arg.keyword] = value
+        follow = call.keywords.pop("after", None)
+        if follow is not None:
+            if follow.value is not False:
+                raise SpecArgumentError(
+                    f"after=false is the only use of 'after' on a layer: it skips the file's `after {family} = …`."
+                    f" Received: after={follow.value!r}",
+                    follow.span,
+                )
+            call.follow_defaults = False
         for arg in scope.ctx.defaults.get(family, ()):
             if arg.keyword not in call.keywords:
                 call.keywords[arg.keyword] = Value(evaluate(arg.value, {}, False), arg.value.span)
@@ -269,15 +280,21 @@ class Expander:
             chain = " → ".join(self.block_stack + [block.name])
             raise ExpansionError(f"block '{block.name}' calls itself ({chain}); blocks cannot recurse", term.span)
         self.block_stack.append(block.name)
-        body = block.body
-        composite = {ast.Inception: ("inception", self.inception), ast.Residual: ("residual", self.residual), ast.SqueezeExcite: ("se", self.squeeze_excite)}
-        kind, handler = composite.get(type(body), ("block", None))
+        # A block built around one composite (`residual<…> relu`) *is* that composite:
+        # its layers are named `bottleneck3.conv1`, not `bottleneck3.residual1.conv1`.
+        terms = block.body.terms if isinstance(block.body, ast.Group) else (block.body,)
+        composites = [t for t in terms if type(t) in COMPOSITE_KINDS]
+        kind = COMPOSITE_KINDS[type(composites[0])] if len(composites) == 1 else "block"
         instance = self.new_instance(scope, kind, block.name, term.span)
         inner = scope.child(instance, share_names=False, env=env, ctx=ctx)
         try:
-            if handler is not None:
-                return handler(body, current, inner, instance, own_scope=inner)
-            return self.term(body, current, inner)
+            for t in terms:
+                if kind != "block" and t is composites[0]:
+                    handler = getattr(self, COMPOSITE_KINDS[type(t)] if kind != "se" else "squeeze_excite")
+                    current = handler(t, current, inner, instance, own_scope=inner)
+                else:
+                    current = self.term(t, current, inner)
+            return current
         finally:
             self.block_stack.pop()
 
@@ -300,7 +317,9 @@ class Expander:
 
     def residual(self, term: ast.Residual, current: str, scope: Scope, instance: str, own_scope: Scope | None = None) -> str:
         inner = own_scope or scope.child(instance, share_names=True)
+        first_body_node = len(self.graph)
         body = self.seq(term.body.terms, current, inner)
+        body_nodes = list(self.graph.nodes)[first_body_node:]
         if term.shortcut is not None:
             shortcut_id = f"{instance}.shortcut"
             self.graph.graph["blocks"][shortcut_id] = BlockInstance(shortcut_id, "shortcut", "shortcut", term.shortcut.span, instance)
@@ -308,7 +327,7 @@ class Expander:
         elif self.shape(body) == self.shape(current):
             shortcut = current
         else:
-            shortcut = self.projection(term, current, body, inner, instance)
+            shortcut = self.projection(term, current, body, body_nodes, inner, instance)
         try:
             return self.add(inner, Add(), (body, shortcut), term.span, "add", inserted=True, name="add")
         except ShapeError:
@@ -318,7 +337,7 @@ class Expander:
                 term.span,
             ) from None
 
-    def projection(self, term: ast.Residual, current: str, body: str, scope: Scope, instance: str) -> str:
+    def projection(self, term: ast.Residual, current: str, body: str, body_nodes: list[str], scope: Scope, instance: str) -> str:
         """y = F(x) + W_s·x: a 1×1 conv with the body's stride, and bn where the body uses bn."""
         x, y = self.shape(current), self.shape(body)
         if len(x) != len(y) or any(o > i for i, o in zip(x[1:], y[1:])):
@@ -329,7 +348,6 @@ class Expander:
                 term.span,
             )
         stride = tuple(math.ceil(i / o) for i, o in zip(x[1:], y[1:]))
-        body_nodes = [n for n in self.graph.nodes if n.startswith(instance + ".")]
         uses_bn = any(isinstance(self.graph.nodes[n]["layer"].op, BatchNorm) for n in body_nodes)
         shortcut_id = f"{instance}.shortcut"
         self.graph.graph["blocks"][shortcut_id] = BlockInstance(shortcut_id, "shortcut", "shortcut", term.span, instance)

@@ -58,6 +58,7 @@ class Call:
     stride: Value | None = None
     positional: list[Value] = field(default_factory=list)
     keywords: dict[str, Value] = field(default_factory=dict)
+    follow_defaults: bool = True  # False for `after=false`: skip the file's `after` layers
     _known: list[str] = field(default_factory=list)
 
     # ---- the parts of a token ----

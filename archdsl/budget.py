@@ -11,6 +11,7 @@ from typing import Any
 from . import ast
 from .errors import ExpansionError
 from .evaluate import evaluate
+from .ops import REGISTRY
 
 
 class LayerCounter:
@@ -28,7 +29,8 @@ class LayerCounter:
         if isinstance(term, ast.Layer):
             if term.name in ctx.blocks:
                 return self.block(term, env, ctx)
-            after = ctx.afters.get(split_family(term.name)[0])
+            cls = REGISTRY.get(split_family(term.name)[0])
+            after = ctx.afters.get(cls.family) if cls is not None else None
             return 1 + (self.term(after.term, {}, ctx, True) if after and not in_after else 0)
         if isinstance(term, ast.Group):
             return self.seq(term.terms, env, ctx, in_after)

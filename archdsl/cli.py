@@ -9,7 +9,8 @@ import sys
 from .commands import COMMANDS
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with `only`, just that command's (the others' modules stay unimported)."""
     parser = argparse.ArgumentParser(
         prog="archdsl",
         description="Write a convolutional network as the papers do; check, compile, train, tune and draw it.",
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"archdsl.commands.{name}")
         except ModuleNotFoundError as exc:
@@ -33,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from .errors import ArchError
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # `archdsl check …` builds only check's parser: importing every command's module
+    # would slow the check down, and some of them pull in their backends.
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in COMMANDS else None)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"archdsl.commands.{args.command}")
     try:

@@ -11,6 +11,7 @@ so that editors can jump to the spot, and so that the CLI never shows a tracebac
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -22,8 +23,14 @@ class Source:
     name: str
     text: str = field(repr=False)
 
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        # Split on "\n" only, as the parser counts lines: str.splitlines() also breaks at
+        # form feeds, \x1c-\x1e, \x85 and \u2028, which would show the wrong line.
+        return [line.removesuffix("\r") for line in self.text.split("\n")]
+
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
+        lines = self.lines  # split once: every layer's token and error excerpt reads its line
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
@@ -46,9 +53,11 @@ class Span:
 
     def excerpt(self) -> str:
         """The source line with a caret under the span (clipped to that line)."""
-        text = self.source.line(self.line).rstrip("\n")
+        text = self.source.line(self.line)
         if not text.strip():
             return ""
+        # control characters (a binary file's, an escape sequence) are not echoed to the terminal
+        text = "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in text)
         expanded = text.expandtabs(4)
         indent = len(text[: self.col - 1].expandtabs(4))
         end = self.end_col if self.end_line == self.line else len(text) + 1

@@ -119,7 +119,7 @@ class Expander:
     def run(self) -> nx.DiGraph:
         spec = self.main.spec
         if spec.input is None:
-            span = spec.body[0].span if spec.body else None
+            span = spec.body[0].span if spec.body else Span(spec.source, 1, 1, 1, 1)
             raise SpecArgumentError(
                 "the spec has no input; expected a line like `input 3x224x224` (C×H×W) before the layers."
                 " Received: no `input`",
@@ -132,7 +132,7 @@ class Expander:
             raise SpecArgumentError("the spec has no layers after its input. Received: only declarations", span)
         scope = Scope("", (), {}, {}, self.main)
         node = "input"
-        self.graph.add_node(node, layer=Layer(node, Input(shape), (), shape, span, (), "input " + fmt_shape(shape), True))
+        self.graph.add_node(node, layer=Layer(node, Input(shape), (), shape, span, (), "input", True))
         self.graph.graph["input"] = node
         self.graph.graph["main_sink"] = self.seq(spec.body, node, scope)
         return self.graph
@@ -225,7 +225,7 @@ class Expander:
         except ArchError as err:
             raise err.with_span(term.span) from None
         node = self.add(scope, op, inputs, term.span, term.text)
-        after = scope.ctx.afters.get(family)
+        after = scope.ctx.afters.get(cls.family)
         if after is not None and not in_after and call.follow_defaults:
             node = self.term(after.term, node, scope, in_after=True)
         return node
@@ -252,7 +252,7 @@ class Expander:
             elif arg.keyword in call.keywords:
                 raise SpecArgumentError(f"the option '{arg.keyword}' is given twice. Received: {arg.keyword}={value.value!r}", arg.span)
             else:
-                call.keywords[arg.keyword] = value
+                call.keywords[arg.keyword] = Value(value.value, arg.span)  # `name=value`: errors point at both
         follow = call.keywords.pop("after", None)
         if follow is not None:
             if follow.value is not False:
@@ -262,19 +262,13 @@ class Expander:
                     follow.span,
                 )
             call.follow_defaults = False
-        for arg in scope.ctx.defaults.get(family, ()):
+        for arg in scope.ctx.defaults.get(REGISTRY[family].family, ()):
             if arg.keyword not in call.keywords:
                 call.keywords[arg.keyword] = Value(evaluate(arg.value, {}, False), arg.value.span)
         return call, refs
 
     def block_call(self, term: ast.Layer, current: str, scope: Scope) -> str:
         block, ctx = scope.ctx.blocks[term.name]
-        if term.dimension is not None or term.stride is not None:
-            raise SpecArgumentError(
-                f"block '{block.name}' takes arguments in parentheses, as in {block.name}({', '.join(p.name for p in block.params)})."
-                f" Received: {term.text}",
-                term.span,
-            )
         env = bind_arguments(block, term, scope.env)
         if block.name in self.block_stack:
             chain = " → ".join(self.block_stack + [block.name])
@@ -375,8 +369,11 @@ class Expander:
         if len(shape) < 2:
             raise ShapeError(f"se<{ratio}> needs a C×H×W input. Received: input shape {fmt_shape(shape)}", term.span)
         channels = shape[0]
-        if channels // ratio < 1:
-            raise ShapeError(f"se<{ratio}> would squeeze {channels} channels to none. Received: C={channels}, r={ratio}", term.span)
+        if channels % ratio:
+            raise ShapeError(
+                f"se<{ratio}> needs a channel count that r divides, as / does in specs. Received: C={channels}, r={ratio}",
+                term.span,
+            )
         squeeze = self.add(inner, GlobalAvgPool(), (current,), term.span, "gap", inserted=True, name="squeeze")
         node = self.add(inner, FC(channels // ratio), (squeeze,), term.span, f"fc-{channels // ratio}", inserted=True, name="fc1")
         node = self.add(inner, ReLU(), (node,), term.span, "relu", inserted=True, name="relu")
@@ -399,6 +396,10 @@ def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict) -> dict[str,
     """Bind a call's arguments to a block's parameters, Python-style (positional, then by name)."""
     names = [p.name for p in block.params]
     signature = f"{block.name}({', '.join(p.name + ('=…' if p.default else '') for p in block.params)})"
+    if term.dimension is not None or term.stride is not None:
+        raise SpecArgumentError(
+            f"block '{block.name}' takes arguments in parentheses, as in {signature}. Received: {term.text}", term.span
+        )
     bound: dict[str, Any] = {}
     positional = [a for a in term.args if a.keyword is None]
     if len(positional) > len(names):

@@ -24,7 +24,9 @@ class BlockInstance:
     """
 
     id: str
-    kind: str  # "block", "inception", "residual" or "se"
+    # "block", "inception", "residual" or "se"; and the parts of a composite:
+    # "branch" (one of an inception's) and "shortcut" (a residual's projection)
+    kind: str
     name: str
     span: Span | None
     parent: str | None

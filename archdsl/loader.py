@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from . import ast
-from .errors import ArchError, Source, Span, SpecImportError, SpecSyntaxError, SpecNameError
+from .errors import ArchError, Source, Span, SpecImportError, SpecNameError, SpecSyntaxError, did_you_mean
 from .expand import MAX_LAYERS, Expander, FileContext
 from .budget import count_layers
 from .parser import parse
@@ -17,26 +17,54 @@ from .parser import parse
 MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
+def _file_span(name: str, data: bytes = b"", offset: int = 0) -> Span:
+    """Where in a file that is no spec the problem is: `name:line:col`, for errors without a `use` to point at."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    end = data.find(b"\n", offset)
+    line = data.count(b"\n", 0, offset) + 1
+    col = len(data[start:offset].decode("utf-8", "replace")) + 1
+    text = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace")[: col + 40]
+    return Span(Source(name, "\n" * (line - 1) + text), line, col, line, col + 1)
+
+
+def display_name(path: Path) -> str:
+    """A path as a user would type it: relative to the working folder where that is shorter."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return relative if len(relative) < len(str(path)) else str(path)
+
+
 def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
-    """A spec file's text, or an ArchError for a missing, unreadable, binary or huge file."""
+    """A spec file's text, or an ArchError for a missing, unreadable, binary or huge file.
+
+    `span` is the `use` that imports the file; without one, errors point into the file itself.
+    """
     name = str(path)
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise SpecImportError(f"no such spec file: {name}", span) from None
+        raise SpecImportError(f"no such spec file: {name}", span or _file_span(name)) from None
     except IsADirectoryError:
-        raise SpecImportError(f"{name} is a folder; expected a .arch spec file", span) from None
+        raise SpecImportError(f"{name} is a folder; expected a .arch spec file", span or _file_span(name)) from None
     except OSError as exc:
-        raise SpecImportError(f"cannot read {name}: {exc.strerror or exc}", span) from None
+        raise SpecImportError(f"cannot read {name}: {exc.strerror or exc}", span or _file_span(name)) from None
     if len(data) > MAX_FILE_BYTES:
-        raise SpecSyntaxError(f"{name} is {len(data):,} bytes; a spec file is at most {MAX_FILE_BYTES:,}", span)
+        raise SpecSyntaxError(f"{name} is {len(data):,} bytes; a spec file is at most {MAX_FILE_BYTES:,}", span or _file_span(name))
     nul = data.find(b"\0")
     if nul >= 0:
-        raise SpecSyntaxError(f"{name} is not a text spec: it holds binary data (a NUL byte at offset {nul})", span)
+        raise SpecSyntaxError(
+            f"{name} is not a text spec: it holds binary data (a NUL byte at offset {nul})",
+            span or _file_span(name, data, nul),
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecSyntaxError(f"{name} is not UTF-8 text (byte {exc.start}: {data[exc.start]:#04x})", span) from None
+        raise SpecSyntaxError(
+            f"{name} is not UTF-8 text (byte {exc.start}: {data[exc.start]:#04x})",
+            span or _file_span(name, data, exc.start),
+        ) from None
     return Source(name, text.lstrip("\ufeff"))
 
 
@@ -49,24 +77,48 @@ class Loader:
 
     def context(self, spec: ast.Spec, path: Path | None) -> FileContext:
         ctx = FileContext(spec)
+        imported_from: dict[str, ast.Use] = {}
         for use in spec.uses:
             imported = self.import_file(use, path)
             for name, entry in imported.blocks.items():
-                ctx.blocks.setdefault(name, entry)
-        for block in spec.blocks:
-            if block.name in {b.name for b in spec.blocks if b is not block and b.span.line < block.span.line}:
+                if name in ctx.blocks and ctx.blocks[name] is not entry:
+                    first = imported_from[name]
+                    raise SpecNameError(
+                        f"block '{name}' comes from two imports (\"{first.path}\" at line {first.span.line} and this one);"
+                        f" rename one of them. Received: use \"{use.path}\"",
+                        use.span,
+                    )
+                ctx.blocks[name] = entry
+                imported_from[name] = use
+        local: set[str] = set()
+        for block in spec.blocks:  # a file's own blocks shadow imported ones
+            if block.name in local:
                 raise SpecNameError(f"block '{block.name}' is defined twice. Received: a second `block {block.name}`", block.span)
+            local.add(block.name)
             ctx.blocks[block.name] = (block, ctx)
         for after in spec.afters:
-            ctx.afters[after.family] = after
+            family = canonical_family(after.family, after.span, "after")
+            if family in ctx.afters:
+                raise SpecNameError(
+                    f"a second `after {after.family}` (the first is at line {ctx.afters[family].span.line});"
+                    f" list every layer in one: after {after.family} = [bn relu]. Received: after {after.family}",
+                    after.span,
+                )
+            ctx.afters[family] = after
         for default in spec.defaults:
-            ctx.defaults[default.family] = tuple(default.args)
+            family = canonical_family(default.family, default.span, "defaults")
+            if family in ctx.defaults:
+                raise SpecNameError(
+                    f"a second `defaults {default.family}`; give every option in one. Received: defaults {default.family}(…)",
+                    default.span,
+                )
             for arg in default.args:
                 if arg.keyword is None:
                     raise SpecNameError(
                         f"defaults take named options, as in defaults maxpool(ceil=true). Received: a positional value",
                         arg.span,
                     )
+            ctx.defaults[family] = tuple(default.args)
         return ctx
 
     def import_file(self, use: ast.Use, importer: Path | None) -> FileContext:
@@ -85,12 +137,28 @@ class Loader:
             )
         self.in_progress.append(path)
         try:
-            spec = parse(read_source(path, use.span))
+            source = read_source(path, use.span)
+            spec = parse(Source(display_name(path), source.text))
             ctx = self.context(spec, path)
         finally:
             self.in_progress.pop()
         self.contexts[path] = ctx
         return ctx
+
+
+def canonical_family(name: str, span: Span, statement: str) -> str:
+    """The registered family for a name in `after`/`defaults`, aliases included (`upconv` → `deconv`)."""
+    from .expand import spec_families
+    from .ops import REGISTRY
+
+    cls = REGISTRY.get(name)
+    if cls is None or cls.hidden:
+        raise SpecNameError(
+            f"`{statement} {name}` names no layer type{did_you_mean(name, spec_families()) or '.'}"
+            f" Expected one of: {', '.join(spec_families())}. Received: {name}",
+            span,
+        )
+    return cls.family
 
 
 def build_graph(source: Source, path: Path | None, max_layers: int = MAX_LAYERS):

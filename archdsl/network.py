@@ -83,7 +83,7 @@ class Network:
         return render(self, path, **kwargs)
 
     def __repr__(self) -> str:
-        return f"<Network {self.name}: input {self.input_shape}, {len(self.graph)} layers, {self.params:,} params, {self.macs:,} MACs>"
+        return f"<Network {self.name}: input {self.input_shape}, {len(self.graph) - 1} layers, {self.params:,} params, {self.macs:,} MACs>"
 
 
 def name_outputs(graph) -> dict[str, str]:

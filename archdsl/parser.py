@@ -189,7 +189,8 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> SpecSyntaxError:
         else:
             span = _span(source, tok)
         message = (
-            f"unexpected {_describe_token(tok)}; expected {_describe_expected(exc.accepts or exc.expected)}."
+            f"{'the spec ends too early' if tok.type == '$END' else f'unexpected {_describe_token(tok)}'};"
+            f" expected {_describe_expected(exc.accepts or exc.expected)}."
             f" Received: {_describe_token(tok)}"
         )
         return SpecSyntaxError(message, span)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
@@ -21,7 +22,7 @@ def run(args) -> int:
     status = 0
     for i, path in enumerate(args.specs):
         try:
-            net = archdsl.load(path, strict=args.strict)
+            net = archdsl.load(Path(path), strict=args.strict)  # a path, never spec text
         except ArchError as err:
             print(err.format(), file=sys.stderr)
             status = 1

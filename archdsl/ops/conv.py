@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ShapeError, SpecArgumentError
+from ..errors import ShapeError, SpecArgumentError, did_you_mean
 from ..shapes import Shape, fmt_shape, full_padding, same_padding, transposed_output_size, window_output_size
 from .base import Call, Op, Window, kernel_rank, per_dim, positive_int, register
 
@@ -28,8 +28,9 @@ def resolve_padding(value: Any, kernel: tuple[int, ...], dilation: tuple[int, ..
         return (value,) * rank
     if isinstance(value, tuple) and all(isinstance(v, int) and v >= 0 for v in value):
         return per_dim(value, rank, "pad", family)
+    hint = did_you_mean(value, ("same", "valid", "full")) if isinstance(value, str) else ""
     raise SpecArgumentError(
-        f"{family}: pad must be same, valid, full, a number or sizes like 1x3. Received: pad={value!r}"
+        f"{family}: pad must be same, valid, full, a number or sizes like 1x3{hint or '.'} Received: pad={value!r}"
     )
 
 

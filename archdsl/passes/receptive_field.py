@@ -2,8 +2,10 @@
 
 For a window of extent k and stride s: r_out = r_in + (k − 1)·j_in and
 j_out = j_in·s (Araujo et al., "Computing receptive fields of CNNs").
-Transposed convolutions and upsampling divide the jump instead. Where branches
-merge, the field is the largest of the inputs' and the jump the smallest.
+Transposed convolutions and upsampling divide the jump instead, and widen the
+field by (⌈k/s⌉ − 1)·j_in: each of their outputs sees at most ⌈k/s⌉ inputs.
+Where branches merge, the field is the largest of the inputs' and the jump the
+smallest.
 """
 from __future__ import annotations
 
@@ -27,8 +29,9 @@ def receptive_fields(graph) -> None:
             window = layer.op.window(tuple(graph.nodes[i]["layer"].shape for i in layer.inputs))
             if window is not None:
                 if window.transposed:
+                    # each output sees at most ⌈k/s⌉ inputs, one input jump apart
+                    field = tuple(f + (-(-k // s) - 1) * j for f, k, s, j in zip(field, window.kernel, window.stride, jump))
                     jump = tuple(j / s for j, s in zip(jump, window.stride))
-                    field = tuple(f + (k - 1) * j for f, k, j in zip(field, window.kernel, jump))
                 else:
                     field = tuple(f + (k - 1) * j for f, k, j in zip(field, window.kernel, jump))
                     jump = tuple(j * s for j, s in zip(jump, window.stride))

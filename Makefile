@@ -32,6 +32,13 @@ system-deps:
 demo: install
 	@echo "== archdsl check: the zoo =="
 	$(VENV)/bin/archdsl check --quiet specs/*.arch
+	@echo "== archdsl render: the zoo's diagrams =="
+	@mkdir -p diagrams
+	@for spec in specs/*.arch; do \
+	  $(VENV)/bin/archdsl render $$spec -o diagrams/$$(basename $$spec .arch).svg || exit 1; done
+	$(VENV)/bin/archdsl render specs/resnet152.arch --depth 1 -o diagrams/resnet152_depth1.svg
+	$(VENV)/bin/archdsl render specs/googlenet.arch --depth 1 -o diagrams/googlenet_depth1.png
+	@echo "diagrams written to $(CURDIR)/diagrams/"
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -1,0 +1,65 @@
+"""Where a diagram goes: the format from the file's extension, and the file itself.
+
+Only the image formats need Graphviz's `dot` program; `.dot` is the source
+text, written without it. Every failure is an `ArchError` with one line that
+says what to do, so that the CLI prints it and exits 1.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ArchError
+
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+INSTALL_DOT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
+
+
+class RenderError(ArchError):
+    """A diagram that cannot be written: a bad extension or path, or no Graphviz."""
+
+
+def output_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(FORMATS))
+        got = f"'{path.suffix}'" if path.suffix else "no extension"
+        raise RenderError(f"cannot tell the diagram's format from {path}: expected one of {known}. Received: {got}")
+    return fmt
+
+
+def check_writable(path: Path) -> None:
+    """Fail before the layout (seconds on a large network) rather than after it."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise RenderError(f"cannot write the diagram to {path}: it is a folder")
+    if folder.exists() and not folder.is_dir():
+        raise RenderError(f"cannot write the diagram to {path}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise RenderError(f"cannot write the diagram to {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise RenderError(f"cannot write the diagram to {path}: permission denied")
+
+
+def write(digraph, path: Path, fmt: str) -> None:
+    data = digraph.source.encode("utf-8") if fmt == "dot" else run_dot(digraph, fmt)
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise RenderError(f"cannot write the diagram to {path}: {exc.strerror or exc}") from None
+
+
+def run_dot(digraph, fmt: str) -> bytes:
+    import graphviz
+
+    try:
+        # quiet: dot's notes on huge PNGs ("scaling by 0.5 to fit") are not errors.
+        return digraph.pipe(format=fmt, quiet=True)
+    except graphviz.ExecutableNotFound:
+        raise RenderError(
+            f"drawing .{fmt} needs Graphviz's `dot` program, which is not on PATH: {INSTALL_DOT}."
+            " (A .dot file needs no Graphviz: archdsl render SPEC -o net.dot)"
+        ) from None
+    except graphviz.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise RenderError(f"Graphviz's dot failed on this diagram: {detail[-1] if detail else exc}") from None

@@ -1,0 +1,80 @@
+"""How a diagram looks: one colour per kind of layer, cluster styles, and the legend.
+
+Colours are chosen per `Op.kind`, so a new op type gets its colour from its
+kind without touching this file; a kind not listed here is drawn white.
+"""
+from __future__ import annotations
+
+from html import escape
+
+FONT = "Helvetica"
+
+# Light fills, so that black text stays readable on every one of them. The
+# order is the legend's order: the data path first, then the rest.
+KIND_COLOURS: dict[str, str] = {
+    "input": "#e5e7e9",
+    "convolution": "#aed6f1",
+    "pooling": "#f9e79f",
+    "normalization": "#d7bde2",
+    "activation": "#abebc6",
+    "fc": "#f5b7b1",
+    "merge": "#fad7a0",
+    "regularization": "#f2f3f4",
+    "resize": "#a3e4d7",
+    "reshape": "#fcf3cf",
+}
+OTHER_COLOUR = "#ffffff"
+COLLAPSED = "collapsed block"  # the legend's name for a block drawn as one box
+COLLAPSED_COLOUR = "#b2babb"
+
+
+def kind_colour(kind: str) -> str:
+    if kind == COLLAPSED:
+        return COLLAPSED_COLOUR
+    return KIND_COLOURS.get(kind, OTHER_COLOUR)
+
+
+def legend_order(kinds: set[str]) -> list[str]:
+    """The kinds a diagram shows, in the legend's fixed order (unknown kinds sorted, then blocks)."""
+    known = [k for k in KIND_COLOURS if k in kinds]
+    unknown = sorted(k for k in kinds if k not in KIND_COLOURS and k != COLLAPSED)
+    return known + unknown + ([COLLAPSED] if COLLAPSED in kinds else [])
+
+
+# ---- nodes and edges ----
+NODE_ATTRS = {"shape": "box", "style": "rounded,filled", "fontname": FONT, "fontsize": "11", "margin": "0.12,0.04", "penwidth": "0.8"}
+EDGE_ATTRS = {"fontname": FONT, "fontsize": "9", "fontcolor": "#616a6b", "color": "#566573", "arrowsize": "0.6"}
+GRAPH_ATTRS = {"fontname": FONT, "labelloc": "t", "labeljust": "c", "nodesep": "0.25", "ranksep": "0.3", "newrank": "true"}
+
+# A network output gets a double border, so that auxiliary heads stand out.
+OUTPUT_ATTRS = {"peripheries": "2"}
+COLLAPSED_ATTRS = {"shape": "box3d", "style": "filled", "margin": "0.15,0.1"}
+# Skips (a residual's identity, SE's pass-through, a @name skip) are drawn
+# dashed and loose (weight 0), so the body keeps its straight column and the
+# skip visibly runs around it.
+SKIP_EDGE_ATTRS = {"style": "dashed", "color": "#2e86c1", "fontcolor": "#2e86c1", "weight": "0"}
+
+# ---- clusters, by BlockInstance.kind ----
+CLUSTER_ATTRS: dict[str, dict[str, str]] = {
+    "block": {"style": "rounded,filled", "fillcolor": "#f8f9f9", "color": "#909497"},
+    "residual": {"style": "rounded,filled", "fillcolor": "#ebf5fb", "color": "#5dade2"},
+    "inception": {"style": "rounded,filled", "fillcolor": "#fef9e7", "color": "#f4d03f"},
+    "se": {"style": "rounded,filled", "fillcolor": "#f5eef8", "color": "#af7ac5"},
+    # Parts of a composite: an inception branch keeps its layers in one
+    # column; a residual's shortcut is marked as such.
+    "branch": {"style": "dotted", "color": "#b3b6b7", "label": ""},
+    "shortcut": {"style": "dashed", "color": "#2e86c1"},
+}
+CLUSTER_COMMON = {"fontname": FONT, "fontsize": "10", "margin": "10"}
+
+
+def legend_html(kinds: set[str], per_row: int = 6) -> str:
+    """Colour swatches for the kinds a diagram shows, as a grid. It is part of the title, not a
+    node, so that a diagram's nodes are exactly its layers and blocks."""
+    swatches = [
+        f'<td bgcolor="{kind_colour(k)}" border="1" width="12" height="10" fixedsize="true"></td>'
+        f'<td align="left"><font point-size="10">{escape(k)}</font></td>'
+        for k in legend_order(kinds)
+    ]
+    rows = ["".join(swatches[i : i + per_row]) for i in range(0, len(swatches), per_row)]
+    return '<table border="0" cellspacing="3" cellpadding="0">' + "".join(f"<tr>{r}</tr>" for r in rows) + "</table>"

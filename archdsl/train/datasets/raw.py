@@ -1,0 +1,57 @@
+"""What every dataset reader returns: decoded uint8 images at native size.
+
+Readers do no resizing or normalising; that happens once, in `archdsl.train.data`,
+so that every source goes through the same (tested) tensor path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from archdsl.errors import ArchError
+
+
+@dataclass(frozen=True, eq=False)
+class RawSplit:
+    """Images and integer labels of one split.
+
+    `images` is uint8 (N, C, H, W); an image folder whose files differ in size
+    gives a tuple of (C, H, W) arrays instead, resized later one by one.
+    """
+
+    images: np.ndarray | tuple[np.ndarray, ...]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: np.ndarray) -> "RawSplit":
+        if isinstance(self.images, tuple):
+            return RawSplit(tuple(self.images[i] for i in indices), self.labels[indices])
+        return RawSplit(self.images[indices], self.labels[indices])
+
+
+@dataclass(frozen=True, eq=False)
+class RawDataset:
+    """A decoded source. Missing `val`/`test` splits are carved out of `pool`."""
+
+    kind: str
+    class_names: tuple[str, ...]
+    channels: int
+    native_size: tuple[int, int] | None  # None: the images differ in size
+    pool: RawSplit
+    val: RawSplit | None = None
+    test: RawSplit | None = None
+
+
+def check_labels(labels: np.ndarray, num_classes: int, where: Path | str) -> np.ndarray:
+    """Labels as int64, refusing any outside [0, num_classes)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ArchError(
+            f"{where}: expected labels in 0..{num_classes - 1}, got "
+            f"{int(labels.min())}..{int(labels.max())}; the file is corrupt or not this dataset"
+        )
+    return labels

@@ -1,0 +1,195 @@
+"""The lowering table: op class → a small emitter that says how PyTorch computes the layer.
+
+An emitter gets the layer, its input shapes and whether it may overwrite its input,
+and returns an `Emitted`: the nn.Module to register for it (a `Ctor`, or None for
+ops written inline, like `+` and `torch.cat`) and the forward expression, a format
+string where `{m}` is the submodule and `{0}`, `{1}`, … are the input tensors.
+
+Nothing here imports torch: the table produces source text, which `codegen` writes
+out and `module` executes, so the standalone file and `to_torch()` are one thing.
+To support a new op, add an emitter here (and to `backends/tvm/lower.py`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ...errors import ArchError
+from ...ir import Layer
+from ...ops import (
+    FC, GELU, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Dropout, Flatten, GlobalAvgPool,
+    LeakyReLU, MaxPool, Op, ReLU, Scale, Sigmoid, Softmax, Tanh, Upsample,
+)
+from ...shapes import Shape
+from .ctor import Ctor, ctor
+
+
+@dataclass(frozen=True)
+class Emitted:
+    module: Ctor | None
+    expr: str
+
+
+@dataclass(frozen=True)
+class EmitContext:
+    inputs: tuple[Shape, ...]
+    may_overwrite_input: bool  # the input dies here and autograd does not need it: in-place is safe
+
+
+Emitter = Callable[[Op, EmitContext], Emitted]
+
+CALL = "{m}({0})"
+
+
+def _nd(name: str, shape: Shape) -> str:
+    """`Conv` + a C×H×W input → `Conv2d`."""
+    rank = len(shape) - 1
+    if rank not in (1, 2, 3):
+        raise ArchError(f"PyTorch has no {rank}-D {name}. Received: input shape {shape}")
+    return f"{name}{rank}d"
+
+
+def emit_conv(op: Conv, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    module = ctor(
+        _nd("Conv", x), x[0], op.out_channels, kernel_size=op.kernel, stride=op.stride, padding=op.padding,
+        dilation=op.dilation, groups=op.groups, bias=op.bias is not False,
+        defaults={"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
+    )
+    return Emitted(module, CALL)
+
+
+def emit_deconv(op: Deconv, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    module = ctor(
+        _nd("ConvTranspose", x), x[0], op.out_channels, kernel_size=op.kernel, stride=op.stride,
+        padding=op.padding, output_padding=op.output_padding, groups=op.groups, bias=op.bias is not False,
+        defaults={"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True},
+    )
+    return Emitted(module, CALL)
+
+
+def emit_maxpool(op: MaxPool, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    module = ctor(
+        _nd("MaxPool", x), kernel_size=op.kernel, stride=op.stride, padding=op.padding, ceil_mode=op.ceil_mode,
+        defaults={"padding": 0, "ceil_mode": False},
+    )
+    return Emitted(module, CALL)
+
+
+def emit_avgpool(op: AvgPool, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    module = ctor(
+        _nd("AvgPool", x), kernel_size=op.kernel, stride=op.stride, padding=op.padding, ceil_mode=op.ceil_mode,
+        count_include_pad=op.count_include_pad, defaults={"padding": 0, "ceil_mode": False, "count_include_pad": True},
+    )
+    return Emitted(module, CALL)
+
+
+def emit_global_avgpool(op: GlobalAvgPool, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    return Emitted(ctor(_nd("AdaptiveAvgPool", x), 1), CALL)
+
+
+def emit_fc(op: FC, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    in_features = 1
+    for d in x:
+        in_features *= d
+    module = ctor("Linear", in_features, op.out_features, bias=op.bias, defaults={"bias": True})
+    # The papers' tables go straight from a C×H×W map to an fc layer: flatten it first.
+    return Emitted(module, "{m}(torch.flatten({0}, 1))" if len(x) > 1 else CALL)
+
+
+def emit_flatten(op: Flatten, ctx: EmitContext) -> Emitted:
+    return Emitted(None, "torch.flatten({0}, 1)")
+
+
+def emit_batchnorm(op: BatchNorm, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    name = "BatchNorm1d" if len(x) <= 2 else _nd("BatchNorm", x)
+    return Emitted(ctor(name, x[0], eps=op.eps, momentum=op.momentum, defaults={"eps": 1e-5, "momentum": 0.1}), CALL)
+
+
+def emit_lrn(op: LRN, ctx: EmitContext) -> Emitted:
+    return Emitted(ctor("LocalResponseNorm", op.size, alpha=op.alpha, beta=op.beta, k=op.k), CALL)
+
+
+def emit_relu(op: ReLU, ctx: EmitContext) -> Emitted:
+    # In place where the input is dead afterwards, as torchvision does: it saves an
+    # allocation (and, on CPU, the page faults of a fresh buffer) per activation.
+    return Emitted(ctor("ReLU", inplace=ctx.may_overwrite_input, defaults={"inplace": False}), CALL)
+
+
+def emit_leaky_relu(op: LeakyReLU, ctx: EmitContext) -> Emitted:
+    return Emitted(ctor("LeakyReLU", op.negative_slope, defaults={}), CALL)
+
+
+def _plain(cls: str, **kwargs) -> Emitter:
+    return lambda op, ctx: Emitted(Ctor(cls, (), tuple(kwargs.items())), CALL)
+
+
+def emit_dropout(op: Dropout, ctx: EmitContext) -> Emitted:
+    return Emitted(ctor("Dropout", p=op.p, defaults={"p": 0.5}), CALL)
+
+
+def emit_upsample(op: Upsample, ctx: EmitContext) -> Emitted:
+    return Emitted(ctor("Upsample", scale_factor=op.scale, mode=op.mode, defaults={"mode": "nearest"}), CALL)
+
+
+def emit_add(op: Add, ctx: EmitContext) -> Emitted:
+    return Emitted(None, " + ".join(f"{{{i}}}" for i in range(len(ctx.inputs))))
+
+
+def emit_concat(op: Concat, ctx: EmitContext) -> Emitted:
+    return Emitted(None, "torch.cat([" + ", ".join(f"{{{i}}}" for i in range(len(ctx.inputs))) + "], 1)")
+
+
+def emit_scale(op: Scale, ctx: EmitContext) -> Emitted:
+    x, s = ctx.inputs
+    # s holds one weight per channel (N×C from SE's fc); broadcast it over the map.
+    ones = ", 1" * (len(x) - 1)
+    return Emitted(None, f"{{0}} * {{1}}.view(-1, {x[0]}{ones})")
+
+
+LOWERING: dict[type[Op], Emitter] = {
+    Conv: emit_conv,
+    Deconv: emit_deconv,
+    MaxPool: emit_maxpool,
+    AvgPool: emit_avgpool,
+    GlobalAvgPool: emit_global_avgpool,
+    FC: emit_fc,
+    Flatten: emit_flatten,
+    BatchNorm: emit_batchnorm,
+    LRN: emit_lrn,
+    ReLU: emit_relu,
+    Sigmoid: _plain("Sigmoid"),
+    Tanh: _plain("Tanh"),
+    GELU: _plain("GELU"),
+    LeakyReLU: emit_leaky_relu,
+    Softmax: _plain("Softmax", dim=1),
+    Dropout: emit_dropout,
+    Upsample: emit_upsample,
+    Add: emit_add,
+    Concat: emit_concat,
+    Scale: emit_scale,
+}
+
+# Producers whose output autograd does not keep for the backward pass: a consumer may
+# overwrite it in place (sigmoid, tanh and softmax keep theirs, so they are not here).
+OVERWRITABLE: tuple[type[Op], ...] = (Conv, Deconv, BatchNorm, FC, Add, Concat)
+
+
+def emit(layer: Layer, inputs: tuple[Shape, ...], may_overwrite_input: bool) -> Emitted:
+    emitter = LOWERING.get(type(layer.op))
+    if emitter is None:
+        raise ArchError(
+            f"the PyTorch backend has no lowering for '{layer.op.family}' (layer '{layer.name}');"
+            " add an emitter to archdsl/backends/torch/lower.py",
+            layer.span,
+        )
+    return emitter(layer.op, EmitContext(inputs, may_overwrite_input))
+
+
+__all__ = ["LOWERING", "OVERWRITABLE", "Emitted", "EmitContext", "emit"]

@@ -1,0 +1,56 @@
+"""`to_torch()`: execute the generated source and instantiate its class.
+
+Executing the same text `archdsl compile --target torch` writes means the module
+and the standalone file are one implementation, and `forward` is plain
+straight-line Python: no interpreter loop over the graph, no lowering overhead.
+"""
+from __future__ import annotations
+
+import functools
+import linecache
+
+from .codegen import generate_source
+from .plan import build_plan
+
+
+def to_torch(net, *, init: str = "auto"):
+    """An `nn.Module` for `net`: parameters named after the spec's layers, `net.params` of them.
+
+    `forward` takes N×C×H×W (batch first) and returns a tensor, or, when the spec has
+    several outputs, a dict by output name with the main output first. Weights follow
+    `init` ("kaiming", "xavier", "torch", or "auto": the spec's `train { init }`, else
+    kaiming) and are deterministic under `torch.manual_seed`. Build it under
+    `with torch.device("meta"):` to count parameters of a big network without memory.
+    The source it runs is `type(model).archdsl_source`.
+    """
+    plan = build_plan(net)
+    source = generate_source(net, init=init, plan=plan)
+    return load_class(source, plan.class_name)()
+
+
+@functools.lru_cache(maxsize=64)
+def load_class(source: str, class_name: str):
+    """Execute generated source as a module and return its class (one class per source).
+
+    The source is registered with linecache so that tracebacks and `inspect` show
+    the generated lines, as they would for the file on disk. The class pickles by
+    its source, so `copy.deepcopy`, `torch.save(model)` and worker processes work
+    although no importable module defines it.
+    """
+    filename = f"<archdsl:{class_name}:{abs(hash(source)):x}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    namespace = {"__name__": f"archdsl.generated.{class_name}", "__file__": filename}
+    exec(compile(source, filename, "exec"), namespace)
+    cls = namespace[class_name]
+    cls.archdsl_source = source
+    cls.__reduce_ex__ = _reduce_ex
+    return cls
+
+
+def _reduce_ex(self, protocol):
+    return _rebuild, (type(self).archdsl_source, type(self).__name__), self.__dict__
+
+
+def _rebuild(source: str, class_name: str):
+    cls = load_class(source, class_name)
+    return cls.__new__(cls)

@@ -1,0 +1,108 @@
+"""ONNX export through `torch.onnx.export`, checked with onnx.checker and onnxruntime.
+
+The dynamo-based exporter (torch.export + onnxscript; the default since torch 2.9)
+is used first; the TorchScript exporter (`dynamo=False`, deprecated but still
+shipped in 2.13) is the fallback for a graph torch.export cannot capture. Both work
+offline. The batch dimension is dynamic; outputs are named as in the spec.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+
+from ...errors import ArchError
+
+OPSET = 18
+
+
+def export_onnx(net, path, *, model=None, batch: int = 1, check: bool = True, exporter: str = "auto") -> Path:
+    """Write `net` (or `model`, its `to_torch()` with trained weights) to `path` as ONNX.
+
+    `exporter`: "dynamo", "torchscript", or "auto" (dynamo, then torchscript).
+    With `check`, the file must pass `onnx.checker.check_model` and onnxruntime must
+    reproduce PyTorch's outputs (atol 1e-4).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = (model if model is not None else net.to_torch()).eval().cpu()
+    example = torch.randn(batch, *net.input_shape)
+    names = list(net.outputs)
+    order = ("dynamo", "torchscript") if exporter == "auto" else (exporter,)
+    errors = []
+    for kind in order:
+        try:
+            _EXPORTERS[kind](model, example, path, names)
+            break
+        except Exception as exc:  # the next exporter may manage; report all if none does
+            errors.append(f"{kind}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    else:
+        raise ArchError(f"ONNX export of network '{net.name}' failed: " + "; ".join(errors))
+    if errors:
+        warnings.warn(f"ONNX export of '{net.name}' fell back to the TorchScript exporter ({errors[0]})", stacklevel=2)
+    if check:
+        check_onnx(path, model, net)
+    return path
+
+
+def _quiet():
+    """The exporters print progress and deprecation notes; a compiler should not."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    logger = logging.getLogger("torch.onnx")  # "torchvision is not installed. Skipping …"
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    stack.callback(logger.setLevel, level)
+    return stack
+
+
+def _export_dynamo(model, example, path: Path, names: list[str]) -> None:
+    batch = torch.export.Dim("batch", min=1)
+    with _quiet():
+        program = torch.onnx.export(
+            model, (example,), dynamo=True, opset_version=OPSET, input_names=["input"], output_names=names,
+            dynamic_shapes=({0: batch},), optimize=True, verbose=False,
+        )
+        program.save(str(path))
+
+
+def _export_torchscript(model, example, path: Path, names: list[str]) -> None:
+    with _quiet():
+        torch.onnx.export(
+            model, (example,), str(path), dynamo=False, opset_version=OPSET, input_names=["input"],
+            output_names=names, dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+        )
+
+
+_EXPORTERS = {"dynamo": _export_dynamo, "torchscript": _export_torchscript}
+
+
+def check_onnx(path: Path, model, net, *, atol: float = 1e-4, batch: int = 2) -> None:
+    """onnx.checker, then onnxruntime against PyTorch on a random batch (not the export's size)."""
+    try:
+        import numpy as np
+        import onnx
+        import onnxruntime
+    except ImportError as exc:
+        raise ArchError(f"checking the ONNX file needs onnx and onnxruntime: pip install 'archdsl[torch]' ({exc})") from None
+
+    onnx.checker.check_model(str(path), full_check=True)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(batch, *net.input_shape)
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        expected = model(x)
+    expected = list(expected.values()) if isinstance(expected, dict) else [expected]
+    for name, a, b in zip(net.outputs, got, expected):
+        error = float(np.abs(a - b.numpy()).max())
+        if a.shape != tuple(b.shape) or not error <= atol:
+            raise ArchError(
+                f"the ONNX model of '{net.name}' disagrees with PyTorch on output '{name}':"
+                f" shape {a.shape} vs {tuple(b.shape)}, max |difference| {error:.3g} (atol {atol})"
+            )

@@ -1,0 +1,128 @@
+"""`archdsl compile --target onnx` (and the `compile` command's other plumbing: checkpoints,
+the TVM delegation). The ONNX file must pass onnx.checker and onnxruntime must agree with
+PyTorch to 1e-4, on a batch size other than the one exported (the batch axis is dynamic).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import archdsl  # noqa: E402
+from archdsl.backends.torch import export_onnx, load_checkpoint, to_torch  # noqa: E402
+from archdsl.cli import main  # noqa: E402
+from archdsl.errors import ArchError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+LENET = ROOT / "specs" / "lenet5.arch"
+# A residual with a projection, squeeze-and-excitation, an inception module and two outputs.
+BRANCHY = """
+network branchy
+input 3x16x16
+after conv = [bn relu]
+conv3-8 -> stem
+residual< conv3-16/2 conv3-16(after=false) bn > relu
+se<4>
+inception< conv1-8 | conv1-4 conv3-8 | maxpool3/1(pad=1) conv1-4 > -> mixed
+@stem gap fc-5 -> side
+@mixed avgpool lrn(3) gap fc-10 softmax
+"""
+
+
+def run_onnx(path: Path, x: torch.Tensor) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})
+
+
+def torch_outputs(model, x) -> list[torch.Tensor]:
+    with torch.no_grad():
+        y = model.eval()(x)
+    return list(y.values()) if isinstance(y, dict) else [y]
+
+
+def assert_matches(path: Path, model, input_shape, batch: int = 3):
+    onnx.checker.check_model(str(path), full_check=True)
+    x = torch.randn(batch, *input_shape)
+    got = run_onnx(path, x)
+    expected = torch_outputs(model, x)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b.numpy(), atol=1e-4, rtol=0)
+
+
+@pytest.mark.filterwarnings("error:ONNX export")  # the dynamo exporter itself must manage
+def test_lenet5_through_the_cli_with_a_trainer_checkpoint(tmp_path):
+    net = archdsl.load(LENET)
+    torch.manual_seed(1)
+    trained = to_torch(net)
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"model": trained.state_dict(), "epoch": 3, "accuracy": 0.99}, checkpoint)  # the trainer's form
+    out = tmp_path / "lenet5.onnx"
+    assert main(["compile", str(LENET), "--target", "onnx", "-o", str(out), "--checkpoint", str(checkpoint), "--batch", "2"]) == 0
+    model = onnx.load(str(out))
+    assert [o.name for o in model.graph.output] == ["output"]
+    assert_matches(out, trained, net.input_shape)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("error:ONNX export")
+def test_residual_inception_se_with_two_outputs(tmp_path):
+    net = archdsl.load(BRANCHY)
+    torch.manual_seed(0)
+    model = to_torch(net)
+    with torch.no_grad():  # move the batch norms off the identity, as training would
+        for name, buffer in model.named_buffers():
+            if name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
+            elif name.endswith("running_mean"):
+                buffer.normal_(0, 0.1)
+    out = export_onnx(net, tmp_path / "branchy.onnx", model=model)
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ["output", "side"]
+    assert_matches(out, model, net.input_shape, batch=1)
+
+
+def test_the_torchscript_exporter_works_too(tmp_path):
+    net = archdsl.load(LENET)
+    model = to_torch(net)
+    out = export_onnx(net, tmp_path / "lenet_ts.onnx", model=model, exporter="torchscript")
+    assert_matches(out, model, net.input_shape)
+
+
+def test_load_checkpoint_accepts_both_forms(tmp_path):
+    state = to_torch(archdsl.load(LENET)).state_dict()
+    torch.save(state, tmp_path / "raw.pt")
+    torch.save({"model": state, "optimizer": {}}, tmp_path / "trainer.pt")
+    torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pt")
+    for name in ("raw.pt", "trainer.pt", "ddp.pt"):
+        loaded = load_checkpoint(tmp_path / name)
+        assert loaded.keys() == state.keys()
+    with pytest.raises(ArchError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ArchError, match="holds no state_dict"):
+        load_checkpoint(tmp_path / "list.pt")
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path, capsys):
+    other = to_torch(archdsl.load(BRANCHY)).state_dict()
+    torch.save(other, tmp_path / "other.pt")
+    out = tmp_path / "lenet.onnx"
+    status = main(["compile", str(LENET), "--target", "onnx", "-o", str(out), "--checkpoint", str(tmp_path / "other.pt")])
+    assert status == 1
+    assert "does not fit network 'lenet5'" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_target_tvm_delegates_to_the_tvm_backend(tmp_path, monkeypatch):
+    tvm_backend = pytest.importorskip("archdsl.backends.tvm")
+    calls = []
+    monkeypatch.setattr(tvm_backend, "compile_spec", lambda net, out, **kw: calls.append((net.name, out, kw)))
+    out = tmp_path / "lenet_tvm"
+    argv = ["compile", str(LENET), "--target", "tvm", "-o", str(out), "--batch", "4", "--device", "cpu", "--db", "db"]
+    assert main(argv) == 0
+    assert calls == [("lenet5", out, {"checkpoint": None, "device": "cpu", "batch": 4, "db": "db"})]

@@ -19,11 +19,23 @@ class LayerCounter:
         self.limit = limit
         self.memo: dict[tuple, int] = {}
         self.stack: list[str] = []
+        self.depth = 0
 
     def seq(self, terms, env: dict[str, Any], ctx, in_after=False) -> int:
         return sum(self.term(t, env, ctx, in_after) for t in terms)
 
     def term(self, term, env, ctx, in_after=False) -> int:
+        from .expand import MAX_NESTING, nesting_error
+
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise nesting_error(term, self.stack)
+            return self._term(term, env, ctx, in_after)
+        finally:
+            self.depth -= 1
+
+    def _term(self, term, env, ctx, in_after=False) -> int:
         from .expand import bind_arguments, repeat_count, split_family
 
         if isinstance(term, ast.Layer):

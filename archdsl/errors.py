@@ -10,7 +10,6 @@ so that editors can jump to the spot, and so that the CLI never shows a tracebac
 """
 from __future__ import annotations
 
-import difflib
 import functools
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -136,6 +135,8 @@ class ArchWarning:
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """'; did you mean 'x'?' for the closest candidate, or '' when none is close."""
+    import difflib  # only when something is misspelled: it costs start-up time otherwise
+
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     if not close:
         close = difflib.get_close_matches(name.lower(), list(candidates), n=1, cutoff=0.6)

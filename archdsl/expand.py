@@ -7,6 +7,7 @@ Errors are raised at the spec position of the layer that failed.
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -19,18 +20,22 @@ from .errors import ArchError, ExpansionError, ShapeError, SpecArgumentError, Sp
 from .evaluate import evaluate
 from .ir import BlockInstance, Layer
 from .ops import REGISTRY, BatchNorm, Call, Concat, Conv, Add, FC, GlobalAvgPool, Input, Op, ReLU, Scale, Sigmoid, Value
-from .shapes import Shape, fmt_shape
+from .shapes import MAX_SIZE, Shape, fmt_shape
 
 # The most layers one spec may expand to. A spec is checked against it before
 # anything is built (see `count_layers`), so nested repetitions that would
 # expand to billions of layers fail at once instead of exhausting memory.
 MAX_LAYERS = 250_000
+# How deep blocks, brackets and composites may nest inside one another (counted in
+# terms, through block calls): expansion recurses, and must stay far from Python's limit.
+MAX_NESTING = 100
 
 COMPOSITE_KINDS = {ast.Inception: "inception", ast.Residual: "residual", ast.SqueezeExcite: "se"}
 
 _FAMILY = re.compile(r"^([a-z_]+?)(\d+(?:x\d+)*)?$")
 
 
+@functools.lru_cache(maxsize=4096)  # a spec writes the same few names over and over
 def split_family(name: str) -> tuple[str, str | None]:
     """`conv3x3` → ('conv', '3x3'); `FC` → ('fc', None); `soft-max` → ('soft-max', None)."""
     lowered = name.lower()
@@ -85,6 +90,7 @@ class Expander:
         self.user_named: set[str] = set()
         self.graph.graph["tensor_names"] = {}  # node → the name a spec gave it with `-> name`
         self.block_stack: list[str] = []
+        self.depth = 0  # how many terms are being expanded inside one another
 
     # ---- graph building ----
     def shape(self, node: str) -> Shape:
@@ -103,6 +109,8 @@ class Expander:
             shape = op.output_shape(shapes)
         except ArchError as err:
             raise err.with_span(span) from None
+        if max(shape, default=0) > MAX_SIZE:
+            raise ShapeError(f"{token or op.describe()} makes a dimension larger than {MAX_SIZE:,}. Received: output shape {fmt_shape(shape)}", span)
         node = f"{scope.prefix}{name}" if name else self._unique(scope, op.family)
         layer = Layer(node, op, inputs, shape, span, scope.path, token or op.describe(), inserted)
         self.graph.add_node(node, layer=layer)
@@ -126,8 +134,8 @@ class Expander:
                 span,
             )
         shape, span = spec.input
-        if any(d < 1 for d in shape):
-            raise ShapeError(f"input sizes must be at least 1. Received: input {fmt_shape(shape)}", span)
+        if any(d < 1 or d > MAX_SIZE for d in shape):
+            raise ShapeError(f"input sizes must be between 1 and {MAX_SIZE:,}. Received: input {fmt_shape(shape)}", span)
         if not spec.body:
             raise SpecArgumentError("the spec has no layers after its input. Received: only declarations", span)
         scope = Scope("", (), {}, {}, self.main)
@@ -143,6 +151,15 @@ class Expander:
         return current
 
     def term(self, term: ast.Term, current: str, scope: Scope, in_after: bool = False) -> str:
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise nesting_error(term, self.block_stack)
+            return self._term(term, current, scope, in_after)
+        finally:
+            self.depth -= 1
+
+    def _term(self, term: ast.Term, current: str, scope: Scope, in_after: bool = False) -> str:
         if isinstance(term, ast.Layer):
             return self.layer(term, current, scope, in_after)
         if isinstance(term, ast.Group):
@@ -431,6 +448,15 @@ def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict) -> dict[str,
                 )
             bound[param.name] = evaluate(param.default, bound, True)
     return bound
+
+
+def nesting_error(term, blocks: list[str]) -> ExpansionError:
+    chain = " → ".join(blocks if len(blocks) <= 6 else blocks[:3] + ["…"] + blocks[-2:])
+    return ExpansionError(
+        f"the spec nests more than {MAX_NESTING} levels deep (blocks calling blocks, brackets, composites)."
+        f" Received: {f'the block calls {chain}' if blocks else 'brackets and composites inside one another'}",
+        term.span,
+    )
 
 
 def unknown_layer(term: ast.Layer, family: str, ctx: FileContext) -> SpecNameError:

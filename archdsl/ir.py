@@ -59,7 +59,7 @@ class Layer:
     macs: int = 0
     memory: int = 0  # bytes of the output activation, fp32, batch 1
     receptive_field: tuple[int, ...] = ()
-    jump: tuple[float, ...] = ()
+    jump: tuple[int | float, ...] = ()  # an int while whole; a float after transposed layers
 
     @property
     def line(self) -> int | None:

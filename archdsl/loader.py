@@ -6,6 +6,7 @@ expand → analysis passes. It imports neither torch nor tvm.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from . import ast
@@ -43,7 +44,11 @@ def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
     """
     name = str(path)
     try:
-        data = Path(path).read_bytes()
+        if not Path(path).is_dir() and not stat.S_ISREG(os.stat(path).st_mode):
+            # a FIFO would block and a device like /dev/zero would never end
+            raise SpecImportError(f"{name} is not a regular file; expected a .arch spec file", span or _file_span(name))
+        with open(path, "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SpecImportError(f"no such spec file: {name}", span or _file_span(name)) from None
     except IsADirectoryError:
@@ -51,7 +56,7 @@ def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
     except OSError as exc:
         raise SpecImportError(f"cannot read {name}: {exc.strerror or exc}", span or _file_span(name)) from None
     if len(data) > MAX_FILE_BYTES:
-        raise SpecSyntaxError(f"{name} is {len(data):,} bytes; a spec file is at most {MAX_FILE_BYTES:,}", span or _file_span(name))
+        raise SpecSyntaxError(f"{name} is over {MAX_FILE_BYTES:,} bytes, the most a spec file may hold", span or _file_span(name))
     nul = data.find(b"\0")
     if nul >= 0:
         raise SpecSyntaxError(

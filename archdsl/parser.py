@@ -5,7 +5,7 @@ with the position, what the grammar expected there and what it received.
 """
 from __future__ import annotations
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
@@ -39,7 +39,7 @@ class ToAst(Transformer):
     """Builds the AST. Method names match the grammar's rules and `-> alias` names."""
 
     def __init__(self, source: Source):
-        super().__init__()
+        super().__init__(visit_tokens=False)  # no token callbacks here: skipping them is faster
         self.source = source
 
     def _s(self, meta) -> Span:
@@ -206,6 +206,24 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> SpecSyntaxError:
     return SpecSyntaxError(str(exc), None)
 
 
+# How deep the syntax tree may nest (brackets, composites, arithmetic): the passes
+# after the parser recurse, and must stay far from Python's recursion limit.
+MAX_DEPTH = 100
+
+
+def _check_depth(source: Source, tree: Tree) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecSyntaxError(
+                f"the spec nests more than {MAX_DEPTH} levels deep (brackets, composites or arithmetic)."
+                f" Received: level {depth} here",
+                _span(source, node.meta),
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
 def parse(source: Source) -> ast.Spec:
     """Parse one spec file's text into an `ast.Spec`."""
     if not source.text.strip() or all(line.lstrip().startswith("#") or not line.strip() for line in source.text.splitlines()):
@@ -217,6 +235,7 @@ def parse(source: Source) -> ast.Spec:
         tree = lark_parser().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(source, exc) from None
+    _check_depth(source, tree)
     try:
         items = ToAst(source).transform(tree)
     except VisitError as exc:

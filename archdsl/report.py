@@ -1,6 +1,8 @@
 """The `check` table and its JSON form."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from .network import Network
 from .shapes import fmt_shape
 
@@ -14,7 +16,8 @@ def _field(values: tuple[int, ...]) -> str:
 def human(n: float, unit: str = "") -> str:
     for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= factor:
-            return f"{n / factor:.3g} {suffix}{unit}"
+            value = n / factor if abs(n) < 1e300 else Decimal(n) / Decimal(factor)  # beyond what a float holds
+            return f"{value:.3g} {suffix}{unit}"
     return f"{n:g} {unit}".rstrip()
 
 

@@ -9,6 +9,9 @@ import math
 
 Shape = tuple[int, ...]
 
+# The largest size of one dimension, stride or kernel: keeps every count a float can show.
+MAX_SIZE = 10**15
+
 
 def fmt_shape(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)

@@ -1,6 +1,7 @@
 """`archdsl check SPEC…`: shapes, parameters, MACs and receptive fields, before anything runs."""
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from pathlib import Path
@@ -20,21 +21,27 @@ def run(args) -> int:
     from archdsl.report import as_json, table
 
     status = 0
-    for i, path in enumerate(args.specs):
-        try:
-            net = archdsl.load(Path(path), strict=args.strict)  # a path, never spec text
-        except ArchError as err:
-            print(err.format(), file=sys.stderr)
-            status = 1
-            continue
-        for warning in net.warnings:
-            print(warning.format(), file=sys.stderr)
-        if args.json:
-            print(json.dumps(as_json(net)))
-        elif args.quiet:
-            print(table(net).splitlines()[-1].replace("total:", f"{path}:"))
-        else:
-            if i:
-                print()
-            print(table(net))
+    collecting = gc.isenabled()
+    gc.disable()  # many small objects and few cycles: collecting while the graphs grow costs ~15%
+    try:
+        for i, path in enumerate(args.specs):
+            try:
+                net = archdsl.load(Path(path), strict=args.strict)  # a path, never spec text
+            except ArchError as err:
+                print(err.format(), file=sys.stderr)
+                status = 1
+                continue
+            for warning in net.warnings:
+                print(warning.format(), file=sys.stderr)
+            if args.json:
+                print(json.dumps(as_json(net)))
+            elif args.quiet:
+                print(table(net).splitlines()[-1].replace("total:", f"{path}:"))
+            else:
+                if i:
+                    print()
+                print(table(net))
+    finally:
+        if collecting:
+            gc.enable()
     return status

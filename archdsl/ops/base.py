@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import ShapeError, Span, SpecArgumentError, SpecNameError, did_you_mean
-from ..shapes import Shape, fmt_shape
+from ..shapes import MAX_SIZE, Shape, fmt_shape
 
 REGISTRY: dict[str, type["Op"]] = {}
 
@@ -70,8 +70,8 @@ class Call:
                     self.span,
                 )
             return default
-        value, self.kernel = self.kernel.value, None
-        return value
+        value, self.kernel = self.kernel, None
+        return positive_sizes(value.value, "the kernel size", value.span, self.family)
 
     def take_dimension(self, what: str, example: str) -> int:
         if self.dimension is None:
@@ -127,6 +127,8 @@ class Call:
 def positive_int(value: Any, what: str, span: Span | None, family: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecArgumentError(f"{family}: {what} must be a positive whole number. Received: {value!r}", span)
+    if value > MAX_SIZE:
+        raise SpecArgumentError(f"{family}: {what} must be at most {MAX_SIZE:,}. Received: {value:,}", span)
     return value
 
 

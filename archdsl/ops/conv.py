@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import ShapeError, SpecArgumentError, did_you_mean
 from ..shapes import Shape, fmt_shape, full_padding, same_padding, transposed_output_size, window_output_size
-from .base import Call, Op, Window, kernel_rank, per_dim, positive_int, register
+from .base import Call, Op, Window, kernel_rank, per_dim, positive_int, positive_sizes, register
 
 
 def resolve_padding(value: Any, kernel: tuple[int, ...], dilation: tuple[int, ...], family: str) -> tuple[int, ...]:
@@ -79,7 +79,7 @@ class Conv(Op):
         kernel = per_dim(kernel, rank, "kernel", call.text)
         out_channels = call.take_dimension("a number of filters", "conv3-64")
         stride = per_dim(call.take_stride(1), rank, "stride", call.text)
-        dilation = per_dim(call.take_option("dilation", 1), rank, "dilation", call.text)
+        dilation = per_dim(positive_sizes(call.take_option("dilation", 1), "dilation", call.span, call.text), rank, "dilation", call.text)
         padding = resolve_padding(call.take_option("pad", "same"), kernel, dilation, call.text)
         groups = _groups(call.take_option("groups", 1), inputs[0][0], out_channels, call.text)
         bias = _flag(call.take_option("bias", None), "bias", call.text)
@@ -138,6 +138,11 @@ class Deconv(Op):
         stride = per_dim(call.take_stride(1), rank, "stride", call.text)
         padding = resolve_padding(call.take_option("pad", 0), kernel, (1,) * rank, call.text)
         output_padding = per_dim(call.take_option("output_padding", 0), rank, "output_padding", call.text)
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in output_padding):
+            raise SpecArgumentError(
+                f"{call.text}: output_padding must be a whole number ≥ 0. Received: output_padding={fmt_shape(output_padding)}",
+                call.span,
+            )
         groups = _groups(call.take_option("groups", 1), inputs[0][0], out_channels, call.text)
         bias = _flag(call.take_option("bias", None), "bias", call.text)
         call.finish()

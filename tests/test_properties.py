@@ -1,0 +1,138 @@
+"""Property tests: whatever the text, archdsl either checks it or raises ArchError — never
+any other exception, and the command line never shows a traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import archdsl
+from archdsl import ArchError
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+ZOO_TEXTS = {p.name: p.read_text() for p in sorted(SPECS.glob("*.arch"))}
+# A bound on the expansion keeps mutated repetition counts (`* 3` → `* 3999`) quick.
+MAX_LAYERS = 5_000
+
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+TOKENS = [
+    "conv3-64", "conv1-(4*c)", "conv3x3-8/2", "conv1x7-16", "conv3-8(pad=valid)", "conv3-8(dilation=2)",
+    "conv3-8(groups=2)", "conv3-c/s", "deconv2-8/2", "maxpool", "maxpool3/2", "maxpool3/2(ceil=true)",
+    "avgpool5/3", "gap", "fc-10", "FC-4096", "soft-max", "relu", "bn", "lrn", "dropout(0.5)",
+    "upsample(2)", "flatten", "add(@x)", "concat(@x)", "-> x", "-> y", "@x", "@input", "se<4>",
+    "residual<", "inception<", "|", ">", "[", "]", "*", "2", "3", "(", ")", "=", ",", "c", "s",
+    "block b(c, s=1) =", "b(8)", "b(16, s=2)", "b", "after conv =", "defaults maxpool(ceil=true)",
+    "network n", "input 3x32x32", "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
+]
+
+ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzCFINX0123456789-/()[]<>|@*=,.#\"% \n\t_+-"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def in_specs_dir():
+    """Spec text resolves `use` against the working directory: run where the zoo's library is."""
+    before = os.getcwd()
+    os.chdir(SPECS)
+    yield
+    os.chdir(before)
+
+
+def check(text: str) -> None:
+    try:
+        net = archdsl.load(text, max_layers=MAX_LAYERS)
+    except ArchError as err:
+        message = err.format()  # formatting must not fail either
+        assert isinstance(message, str) and message
+        assert "error: " in message
+        return
+    # a spec that checks has a consistent analysis
+    assert net.params >= 0 and net.macs >= 0
+    assert list(net.outputs)
+    for layer in net.layers:
+        assert all(d >= 1 for d in layer.shape), layer
+
+
+@SETTINGS
+@given(st.text(max_size=200))
+def test_random_unicode_text(text):
+    check(text)
+
+
+@SETTINGS
+@given(st.text(alphabet=ALPHABET, max_size=120))
+def test_random_spec_characters(text):
+    check("input 3x16x16\n" + text)
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(TOKENS), max_size=25))
+def test_random_token_sequences(tokens):
+    check("input 8x16x16\n" + " ".join(tokens))
+
+
+def mutate(data, text: str) -> str:
+    for _ in range(data.draw(st.integers(1, 4), label="mutations")):
+        kind = data.draw(st.sampled_from(["delete", "insert", "replace", "swap", "duplicate"]), label="kind")
+        if not text:
+            text = "x"
+        i = data.draw(st.integers(0, len(text) - 1), label="at")
+        if kind == "delete":
+            j = data.draw(st.integers(i, min(len(text), i + 8)), label="to")
+            text = text[:i] + text[j:]
+        elif kind == "insert":
+            text = text[:i] + data.draw(st.text(alphabet=ALPHABET, min_size=1, max_size=4), label="insert") + text[i:]
+        elif kind == "replace":
+            text = text[:i] + data.draw(ALPHABET, label="char") + text[i + 1 :]
+        elif kind == "swap":
+            words = text.split(" ")
+            a = data.draw(st.integers(0, len(words) - 1), label="a")
+            b = data.draw(st.integers(0, len(words) - 1), label="b")
+            words[a], words[b] = words[b], words[a]
+            text = " ".join(words)
+        else:
+            lines = text.split("\n")
+            k = data.draw(st.integers(0, len(lines) - 1), label="line")
+            lines.insert(k, lines[k])
+            text = "\n".join(lines)
+    return text
+
+
+@SETTINGS
+@given(st.data())
+def test_mutated_zoo_specs(data):
+    name = data.draw(st.sampled_from(sorted(ZOO_TEXTS)), label="spec")
+    check(mutate(data, ZOO_TEXTS[name]))
+
+
+def test_the_unmutated_zoo_checks():
+    for name, text in ZOO_TEXTS.items():
+        archdsl.load(text)  # as text, from the specs folder: `use` still resolves
+
+
+@settings(max_examples=3, deadline=None, derandomize=True)
+@given(st.data())
+def test_cli_on_mutated_specs(tmp_path_factory, data):
+    """Through the command line: exit 0 or 1, never a traceback."""
+    folder = tmp_path_factory.mktemp("mutated")
+    (folder / "lib").mkdir()
+    (folder / "lib" / "resnet_blocks.arch").write_text((SPECS / "lib" / "resnet_blocks.arch").read_text())
+    paths = []
+    for k in range(5):
+        name = data.draw(st.sampled_from(sorted(ZOO_TEXTS)), label="spec")
+        path = folder / f"m{k}_{name}"
+        path.write_text(mutate(data, ZOO_TEXTS[name]), encoding="utf-8")
+        paths.append(path.name)
+    result = subprocess.run(
+        [sys.executable, "-m", "archdsl", "check", "-q", *paths],
+        cwd=folder, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "ARCHDSL_DEBUG"},
+    )
+    assert result.returncode in (0, 1), result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert (result.returncode == 1) == (": error: " in result.stderr)

@@ -1,0 +1,143 @@
+"""`archdsl train SPEC`: train a spec on its `train` section's data, with any setting overridable.
+
+    archdsl train specs/lenet5.arch                      digits, the defaults
+    archdsl train spec.arch --epochs 3 --lr 0.01 --optimizer "sgd(momentum=0.9)" --set label_smoothing=0.1
+    archdsl train --resume runs/lenet5-20260101-120000   continue where it stopped
+    archdsl train spec.arch --nproc 2                    DistributedDataParallel via torch.distributed.run
+
+Exit codes: 0 trained, 1 an error in the spec, data or checkpoint, 130 interrupted.
+"""
+from __future__ import annotations
+
+import sys
+
+# Flags that set a train setting: (flag, setting key, metavar, help)
+SETTING_FLAGS = (
+    ("--dataset", "dataset", "PATH", "'digits' (scikit-learn, the default) or a folder: MNIST IDX, CIFAR, image folders"),
+    ("--epochs", "epochs", "N", None),
+    ("--batch-size", "batch_size", "N", None),
+    ("--lr", "lr", "LR", "learning rate"),
+    ("--optimizer", "optimizer", "NAME", "sgd, adam, adamw, rmsprop; with arguments e.g. 'sgd(momentum=0.9)'"),
+    ("--schedule", "schedule", "NAME", "constant, step(EVERY, GAMMA), cosine, plateau (lr/10 when val error stalls)"),
+    ("--weight-decay", "weight_decay", "WD", None),
+    ("--label-smoothing", "label_smoothing", "EPS", None),
+    ("--augment", "augment", "LIST", "e.g. '[crop(pad=4), flip]' or none"),
+    ("--seed", "seed", "N", None),
+    ("--init", "init", "SCHEME", "auto, kaiming, xavier, torch"),
+    ("--aux-weight", "aux_weight", "W", "weight of auxiliary classifier losses (default 0.3)"),
+    ("--num-classes", "num_classes", "N", "replace the last fc with a fresh one of N outputs"),
+    ("--init-from", "init_from", "CHECKPOINT", "start from the matching weights (name and shape) of a checkpoint"),
+    ("--freeze", "freeze", "LAYER", "freeze every layer up to and including LAYER (topological order)"),
+)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train a spec (its `train` section, or good defaults on digits)",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("spec", nargs="?", metavar="SPEC", help="spec file (.arch); optional with --resume")
+    settings = p.add_argument_group("settings (override the spec's train section)")
+    for flag, key, metavar, help_text in SETTING_FLAGS:
+        settings.add_argument(flag, dest=f"set_{key}", metavar=metavar, help=help_text)
+    settings.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE",
+                          help="any train setting, as the spec writes it (repeatable)")
+    run = p.add_argument_group("running")
+    run.add_argument("--out", metavar="DIR", help="run folder (default runs/NAME-TIMESTAMP)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
+    run.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    run.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: 1 for small models, else all)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the model")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
+    ddp = p.add_argument_group("distributed (DistributedDataParallel through torch.distributed.run)")
+    ddp.add_argument("--nproc", type=int, metavar="N", help="processes per node (GPUs, or CPU workers with gloo)")
+    from archdsl.train.distributed import LAUNCHER_OPTIONS
+
+    for key in LAUNCHER_OPTIONS:
+        ddp.add_argument(f"--{key.replace('_', '-')}", dest=f"launch_{key}", metavar="X", help="passed to torchrun")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import archdsl
+    from archdsl.errors import ArchError
+    from archdsl.train import distributed
+    from archdsl.train.config import override, overrides_from_pairs, resolve_config
+    from archdsl.train.loop import Interrupted, RunOptions, report_interrupt, train
+
+    launcher = {k: getattr(args, f"launch_{k}") for k in distributed.LAUNCHER_OPTIONS}
+    if args.nproc is not None:
+        if args.nproc < 1:
+            raise ArchError(f"--nproc expects a number of processes >= 1, got {args.nproc}")
+        if distributed.context_from_env().distributed:
+            raise ArchError("--nproc inside a distributed launch; run either torchrun or --nproc, not both")
+        return distributed.launch(args.nproc, _child_argv(args), launcher)
+
+    overrides = [override(key, getattr(args, f"set_{key}")) for _, key, _, _ in SETTING_FLAGS
+                 if getattr(args, f"set_{key}") is not None]
+    overrides += overrides_from_pairs(args.set_pairs)
+    if args.resume:
+        net, config = _resumed(Path(args.resume), args.spec, overrides)
+    else:
+        if not args.spec:
+            raise ArchError("archdsl train needs a SPEC (or --resume RUN_DIR)")
+        net = archdsl.load(args.spec)
+        config = resolve_config(net.train_settings, overrides)
+    for warning in net.warnings:
+        print(warning.format(), file=sys.stderr)
+    options = RunOptions(out=Path(args.out) if args.out else None, device=args.device, compile=args.compile,
+                         resume=Path(args.resume) if args.resume else None,
+                         progress=False if args.no_progress else None, threads=args.threads)
+    try:
+        train(net, config, options)
+    except Interrupted as exc:
+        report_interrupt(exc)
+        return 130
+    return 0
+
+
+def _resumed(run_dir, spec_arg, overrides):
+    """The network and configuration of an earlier run; only the epoch count may change."""
+    import dataclasses
+    import json
+
+    from pathlib import Path
+
+    import archdsl
+    from archdsl.errors import ArchError, SpecImportError
+    from archdsl.train.config import TrainConfig, resolve_config
+
+    config_file = run_dir / "config.json"
+    if not (run_dir / "last.pt").exists() or not config_file.exists():
+        raise ArchError(f"--resume {run_dir}: not a run folder with last.pt and config.json (did its first epoch finish?)")
+    saved = json.loads(config_file.read_text())
+    config = TrainConfig.from_json(saved)
+    for setting in overrides:  # keys are canonical here
+        if setting.key != "epochs":
+            raise ArchError(f"a resumed run keeps its settings; only --epochs may change (got {setting.key})",
+                            setting.span)
+    if overrides:
+        config = dataclasses.replace(config, epochs=resolve_config((), overrides).epochs)
+    if spec_arg:
+        return archdsl.load(spec_arg), config
+    try:
+        return archdsl.load(run_dir / saved["spec"]), config
+    except SpecImportError:  # the copy's `use` files live next to the original
+        if saved.get("spec_path") and Path(saved["spec_path"]).exists():
+            return archdsl.load(saved["spec_path"]), config
+        raise
+
+
+def _child_argv(args) -> list[str]:
+    """The same `train` command for each process of a distributed launch, without --nproc."""
+    argv = ["train"] + ([args.spec] if args.spec else [])
+    for flag, key, _, _ in SETTING_FLAGS:
+        if getattr(args, f"set_{key}") is not None:
+            argv += [flag, getattr(args, f"set_{key}")]
+    for pair in args.set_pairs:
+        argv += ["--set", pair]
+    for flag, value in (("--out", args.out), ("--resume", args.resume), ("--device", args.device),
+                        ("--threads", None if args.threads is None else str(args.threads))):
+        if value is not None:
+            argv += [flag, value]
+    argv += ["--compile"] * args.compile + ["--no-progress"] * args.no_progress
+    return argv

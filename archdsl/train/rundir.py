@@ -1,0 +1,48 @@
+"""A run folder: what a training run leaves behind.
+
+    SPEC.arch        the spec as trained (a copy)
+    config.json      the resolved TrainConfig, and how the run was placed
+    metrics.csv      one row per finished epoch
+    curves.png       loss and accuracy against epochs
+    last.pt          the checkpoint after the last finished epoch
+    best.pt          the checkpoint with the best validation top-1 so far
+    summary.json     at the end: test_top1, test_top5 (fractions), epochs, wall_s, params, device
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from archdsl.errors import ArchError
+
+
+def new_run_dir(name: str, root: str | os.PathLike = "runs") -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{name}-{stamp}"
+    path, n = base, 1
+    while path.exists():  # two runs in the same second
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def prepare(path: Path, spec_text: str, spec_file: str, config: dict[str, Any], resuming: bool) -> None:
+    if not resuming and path.exists() and (path / "last.pt").exists():
+        raise ArchError(f"run folder '{path}' already holds a run; continue it with --resume {path}, "
+                        "or choose another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchError(f"cannot create the run folder '{path}': {exc.strerror}; choose another --out") from None
+    if not resuming:
+        (path / spec_file).write_text(spec_text)
+        write_json(config, path / "config.json")
+
+
+def write_json(data: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)

@@ -13,11 +13,11 @@ conv3-4 relu maxpool2 fc-10
 train {
   dataset = digits
   optimizer = sgd(momentum=0.8, nesterov=true)
-  lr = 0.05
+  lr = 0.02
   schedule = step(10, 0.5)
   augment = [crop(pad=2), flip]
   epochs = 7
-  label_smoothing = 0.1
+  label_smoothing = 0.2
 }
 """
 
@@ -40,7 +40,7 @@ def test_no_train_section_gives_the_defaults():
 def test_spec_settings_are_read():
     config = config_of(SPEC)
     assert config.optimizer == ("sgd", (("momentum", 0.8), ("nesterov", True)))
-    assert config.lr == 0.05 and config.epochs == 7 and config.label_smoothing == 0.1
+    assert config.lr == 0.02 and config.epochs == 7 and config.label_smoothing == 0.2
     assert config.schedule == ("step", (("every", 10), ("gamma", 0.5)))
     assert config.augment == (("crop", (("pad", 2),)), ("flip", ()))
     assert config.span("lr").line == 7

@@ -39,6 +39,10 @@ demo: install
 	$(VENV)/bin/archdsl render specs/resnet152.arch --depth 1 -o diagrams/resnet152_depth1.svg
 	$(VENV)/bin/archdsl render specs/googlenet.arch --depth 1 -o diagrams/googlenet_depth1.png
 	@echo "diagrams written to $(CURDIR)/diagrams/"
+	@echo "== archdsl train: LeNet-5 on scikit-learn's digits, no flags =="
+	rm -rf runs/demo-lenet5  # the demo's own previous run
+	$(VENV)/bin/archdsl train specs/lenet5.arch --out runs/demo-lenet5
+	$(VENV)/bin/archdsl evaluate specs/lenet5.arch runs/demo-lenet5/last.pt
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -169,7 +169,13 @@ def test_auxiliary_outputs_add_weighted_losses_in_training_only():
     loss = make_loss(config, ["output", "aux"])
     labels = torch.tensor([0, 1])
     main, aux = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 3.0], [1.0, 0.0]])
-    expected = torch.nn.functional.cross_entropy(main, labels) + 0.3 * torch.nn.functional.cross_entropy(aux, labels)
+    smoothing = config.label_smoothing  # the default's, applied to both heads
+    assert smoothing > 0
+
+    def ce(logits):
+        return torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+
+    expected = ce(main) + 0.3 * ce(aux)
     assert torch.allclose(loss({"output": main, "aux": aux}, labels), expected)
 
 

@@ -1,0 +1,78 @@
+"""Build a lowered network with `tvm.compile`, and export it as a self-contained directory.
+
+The export is what `archdsl run` loads with TVM's runtime and numpy alone:
+
+    OUT/model.so     the compiled Relax VM executable (kernels + VM bytecode; bound weights inside)
+    OUT/params.npz   weights passed as parameters (only when built with bind_weights=False)
+    OUT/meta.json    input shape, output names, target, spec name, parameter order
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from ._tvm import import_tvm
+from .target import is_gpu, target_to_dict
+
+FORMAT_VERSION = 1
+
+
+def optimize(mod, target, database_dir: str | None = None):
+    """Legalize and fuse `mod` for `target`; apply tuned schedules from a MetaSchedule database.
+
+    Untuned GPU kernels need a thread binding to run at all: DLight's default
+    schedules give every fused kernel one. Untuned CPU kernels stay naive loops.
+    """
+    import_tvm()
+    from tvm import relax
+
+    with target:
+        mod = relax.transform.DecomposeOpsForInference()(mod)  # any batch norm the folding left
+        mod = relax.get_pipeline("zero")(mod)  # legalize, fold constants, fuse
+        if database_dir is not None:
+            mod = relax.transform.MetaScheduleApplyDatabase(database_dir)(mod)
+        if is_gpu(target):
+            from tvm.s_tir import dlight
+
+            mod = dlight.ApplyDefaultSchedule(
+                dlight.gpu.Matmul(), dlight.gpu.GEMV(), dlight.gpu.Reduction(),
+                dlight.gpu.GeneralReduction(), dlight.gpu.Fallback(),
+            )(mod)
+    return mod
+
+
+def build(mod, target, database_dir: str | None = None):
+    """A `tvm.runtime.Executable` for `mod` (a Relax module straight from `lower`)."""
+    tvm = import_tvm()
+    from ...errors import ArchError
+
+    if is_gpu(target) and not tvm.runtime.enabled(target.kind.name):
+        raise ArchError(f"this TVM build cannot generate {target.kind.name} code (the PyPI wheel is CPU-only); "
+                        "build TVM with CUDA enabled to compile for --device cuda")
+    return tvm.compile(optimize(mod, target, database_dir), target=target)
+
+
+def export(executable, lowered, target, out_dir: str, *, spec_name: str = "", extra: dict | None = None) -> dict:
+    """Write model.so, params.npz (if any) and meta.json to `out_dir`; return the metadata."""
+    os.makedirs(out_dir, exist_ok=True)
+    executable.export_library(os.path.join(out_dir, "model.so"))
+    if lowered.param_names:
+        np.savez(os.path.join(out_dir, "params.npz"), **{name: lowered.params[name] for name in lowered.param_names})
+    meta = {
+        "format": FORMAT_VERSION,
+        "spec": spec_name,
+        "input_shape": list(lowered.input_shape),
+        "input_dtype": "float32",
+        "outputs": lowered.output_names,
+        "params": lowered.param_names,
+        "target": target_to_dict(target),
+        "device": "cuda" if is_gpu(target) else "cpu",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **(extra or {}),
+    }
+    with open(os.path.join(out_dir, "meta.json"), "w") as handle:
+        json.dump(meta, handle, indent=2)
+    return meta

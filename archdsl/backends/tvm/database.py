@@ -1,0 +1,78 @@
+"""A tuning database directory with a manifest saying what it was tuned for.
+
+MetaSchedule's JSON database holds records keyed by kernel workload and target; a
+database tuned on another CPU or for another network would silently not apply (or
+apply kernels tuned for another machine). So every database directory archdsl
+writes gets `archdsl-db.json` with the target and a fingerprint of the network,
+and a mismatch is refused with a message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from ...errors import ArchError
+from .target import target_to_dict
+
+MANIFEST = "archdsl-db.json"
+RECORD_FILES = ("database_workload.json", "database_tuning_record.json")
+
+
+def network_fingerprint(net, batch: int = 1) -> str:
+    """A hash of what the kernels depend on: ops, wiring and shapes (not weights, not names of files)."""
+    digest = hashlib.sha256()
+    digest.update(repr((tuple(net.input_shape), batch)).encode())
+    for layer in net.layers:
+        digest.update(repr((layer.name, type(layer.op).__name__, repr(layer.op), tuple(layer.inputs), tuple(layer.shape))).encode())
+    return digest.hexdigest()[:16]
+
+
+def _comparable_target(target) -> dict:
+    # 'tag' and 'keys' are derived; what makes kernels differ is kind, cpu/arch and cores.
+    spec = target_to_dict(target)
+    return {key: spec[key] for key in ("kind", "mcpu", "mtriple", "mattr", "num-cores", "arch") if key in spec}
+
+
+def has_records(path: str) -> bool:
+    return all(os.path.exists(os.path.join(path, name)) for name in RECORD_FILES)
+
+
+def open_database_dir(path: str, net, target, batch: int = 1, *, create: bool) -> str:
+    """Check (or, with create=True, claim) `path` as the database for this network and target.
+
+    Returns the directory. Raises ArchError if it belongs to another network or target,
+    or (create=False) if there is no database there.
+    """
+    manifest_path = os.path.join(path, MANIFEST)
+    wanted = {"network": net.name, "fingerprint": network_fingerprint(net, batch), "batch": batch,
+              "target": _comparable_target(target)}
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as handle:
+            try:
+                found = json.load(handle)
+            except json.JSONDecodeError:
+                raise ArchError(f"{manifest_path} is not valid JSON; remove the directory {path} or pick another --db") from None
+        if found.get("target") != wanted["target"]:
+            raise ArchError(
+                f"the tuning database in {path} was tuned for target {found.get('target')}, not {wanted['target']}; "
+                "tune again into another --db directory for this machine")
+        if found.get("fingerprint") != wanted["fingerprint"]:
+            raise ArchError(
+                f"the tuning database in {path} was tuned for network '{found.get('network')}' "
+                f"(batch {found.get('batch')}), not for this '{net.name}' (batch {batch}); "
+                "use one --db directory per network, or tune this one into a new directory")
+    elif not create:
+        if os.path.isdir(path) and has_records(path):
+            raise ArchError(f"{path} holds a tuning database archdsl did not write (no {MANIFEST}); "
+                            "archdsl cannot check it fits this network and target")
+        raise ArchError(f"there is no tuning database in {path}; create one with: archdsl tune SPEC --db {path}")
+    else:
+        if os.path.isdir(path) and has_records(path):
+            raise ArchError(f"{path} already holds a tuning database without an archdsl manifest; pick an empty --db directory")
+        os.makedirs(path, exist_ok=True)
+        with open(manifest_path, "w") as handle:
+            json.dump(wanted, handle, indent=2)
+    if not create and not has_records(path):
+        raise ArchError(f"the tuning database in {path} has no records yet; run: archdsl tune SPEC --db {path}")
+    return path

@@ -1,0 +1,318 @@
+"""Lower archdsl's graph IR to a TVM Relax IRModule with the BlockBuilder.
+
+One small emitter per op class, looked up in `EMITTERS` (like TVM's own Relax
+frontends): an emitter gets the layer and the Relax values of its inputs (batch
+first) and returns the Relax value of its output. 1-D, 2-D and 3-D layers share
+one emitter: the op's spatial tuples say which Relax op to call.
+
+The module has one function, `main(x, *weights)`: weights are bound as constants by
+default (TVM folds and specialises them); with `bind_weights=False` they become
+parameters that the runner passes at every call. Several outputs come back as a
+tuple in the order of `net.outputs`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ...errors import ArchError
+from ._tvm import import_tvm
+from .weights import FoldPlan, bn_scale_shift, fold_batchnorms, module_name, op_kind, random_weights, read_state_dict
+
+
+@dataclass
+class Lowered:
+    """A lowered network: the module, its unbound weights, and how to map outputs back."""
+
+    mod: object  # tvm.IRModule
+    input_shape: tuple  # with batch
+    output_names: list[str]
+    param_names: list[str]  # names of main's weight parameters, in order (empty when bound)
+    params: dict[str, np.ndarray]  # their values
+
+
+class _Context:
+    """What an emitter needs: the block builder and the layer's weights as Relax values."""
+
+    def __init__(self, relax, bb, plan: FoldPlan, bind_weights: bool):
+        self.relax, self.bb, self.plan, self.bind = relax, bb, plan, bind_weights
+        self.param_vars: list = []
+        self.param_values: dict[str, np.ndarray] = {}
+
+    def weight(self, layer, pname: str):
+        return self.constant(self.plan.weights[layer.name][pname], f"{module_name(layer)}.{pname}")
+
+    def has_weight(self, layer, pname: str) -> bool:
+        return pname in self.plan.weights.get(layer.name, {})
+
+    def constant(self, array: np.ndarray, name: str):
+        """A weight-like array: a bound constant, or a new parameter of main."""
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if self.bind:
+            return self.relax.const(array, "float32")
+        var = self.relax.Var(name, self.relax.TensorType(array.shape, "float32"))
+        self.param_vars.append(var)
+        self.param_values[name] = array
+        return var
+
+    def emit(self, expr):
+        return self.bb.emit(expr)
+
+
+def _shape(value) -> tuple[int, ...]:
+    return tuple(int(d) for d in value.ty.shape)
+
+
+def _channel_vector(ctx, vector, ndim: int):
+    """Reshape a per-channel (C,) value to (1, C, 1, ...) so it broadcasts over N and space."""
+    return ctx.relax.op.reshape(vector, (1, -1) + (1,) * (ndim - 2))
+
+
+def _pads(padding) -> tuple[int, ...]:
+    # Relax takes (begin..., end...) per spatial dim; archdsl's padding is symmetric.
+    return tuple(padding) + tuple(padding)
+
+
+def _add_bias(ctx, layer, value):
+    if not ctx.has_weight(layer, "bias"):
+        return value
+    return ctx.relax.op.add(value, _channel_vector(ctx, ctx.weight(layer, "bias"), len(_shape(value))))
+
+
+# ---- emitters -------------------------------------------------------------------
+
+
+def emit_conv(ctx, layer, x):
+    op, nn = layer.op, ctx.relax.op.nn
+    conv = {1: nn.conv1d, 2: nn.conv2d, 3: nn.conv3d}[len(op.kernel)]
+    y = ctx.emit(conv(x, ctx.weight(layer, "weight"), strides=tuple(op.stride), padding=_pads(op.padding),
+                      dilation=tuple(op.dilation), groups=op.groups))
+    return _add_bias(ctx, layer, y)
+
+
+def emit_deconv(ctx, layer, x):
+    op, nn = layer.op, ctx.relax.op.nn
+    deconv = {1: nn.conv1d_transpose, 2: nn.conv2d_transpose, 3: nn.conv3d_transpose}[len(op.kernel)]
+    y = ctx.emit(deconv(x, ctx.weight(layer, "weight"), strides=tuple(op.stride), padding=_pads(op.padding),
+                        output_padding=tuple(op.output_padding), groups=op.groups))
+    return _add_bias(ctx, layer, y)
+
+
+def emit_maxpool(ctx, layer, x):
+    op, nn = layer.op, ctx.relax.op.nn
+    pool = {1: nn.max_pool1d, 2: nn.max_pool2d, 3: nn.max_pool3d}[len(op.kernel)]
+    return pool(x, pool_size=tuple(op.kernel), strides=tuple(op.stride), padding=_pads(op.padding), ceil_mode=op.ceil_mode)
+
+
+def emit_avgpool(ctx, layer, x):
+    op, nn = layer.op, ctx.relax.op.nn
+    pool = {1: nn.avg_pool1d, 2: nn.avg_pool2d, 3: nn.avg_pool3d}[len(op.kernel)]
+    return pool(x, pool_size=tuple(op.kernel), strides=tuple(op.stride), padding=_pads(op.padding),
+                ceil_mode=op.ceil_mode, count_include_pad=op.count_include_pad)
+
+
+def emit_global_avgpool(ctx, layer, x):
+    return ctx.relax.op.mean(x, axis=list(range(2, len(_shape(x)))), keepdims=True)
+
+
+def _flat(ctx, x):
+    shape = _shape(x)
+    return x if len(shape) == 2 else ctx.emit(ctx.relax.op.reshape(x, (shape[0], math.prod(shape[1:]))))
+
+
+def emit_fc(ctx, layer, x):
+    # linear(x, W) computes x @ W.T; with bound weights FoldConstant does the transpose once.
+    y = ctx.emit(ctx.relax.op.linear(_flat(ctx, x), ctx.weight(layer, "weight")))
+    if ctx.has_weight(layer, "bias"):
+        y = ctx.relax.op.add(y, ctx.weight(layer, "bias"))
+    return y
+
+
+def emit_flatten(ctx, layer, x):
+    return _flat(ctx, x)
+
+
+def emit_identity(ctx, layer, x):
+    return x
+
+
+def emit_batchnorm(ctx, layer, x):
+    if layer.name in ctx.plan.folded:  # already applied by the convolution before it
+        return x
+    scale, shift = bn_scale_shift(layer.op, ctx.plan.weights[layer.name])
+    ndim, op = len(_shape(x)), ctx.relax.op
+    y = ctx.emit(op.multiply(x, _channel_vector(ctx, ctx.constant(scale, f"{module_name(layer)}.scale"), ndim)))
+    return op.add(y, _channel_vector(ctx, ctx.constant(shift, f"{module_name(layer)}.shift"), ndim))
+
+
+def emit_lrn(ctx, layer, x):
+    # PyTorch's LocalResponseNorm: x / (k + alpha * mean of x^2 over `size` channels)^beta,
+    # the window padded with zeros by size//2 before and (size-1)//2 after. Relax has no
+    # LRN op, so: view x^2 as (N, 1, C, rest) and average it over a (size, 1) window.
+    op, relax_op = layer.op, ctx.relax.op
+    shape = _shape(x)
+    n, c, rest = shape[0], shape[1], math.prod(shape[2:])
+    squares = ctx.emit(relax_op.reshape(relax_op.multiply(x, x), (n, 1, c, rest)))
+    window = ctx.emit(relax_op.nn.avg_pool2d(squares, pool_size=(op.size, 1), strides=(1, 1),
+                                            padding=(op.size // 2, 0, (op.size - 1) // 2, 0), count_include_pad=True))
+    window = ctx.emit(relax_op.reshape(window, shape))
+    base = relax_op.add(relax_op.multiply(window, ctx.relax.const(float(op.alpha), "float32")),
+                        ctx.relax.const(float(op.k), "float32"))
+    denominator = ctx.emit(relax_op.power(base, ctx.relax.const(float(op.beta), "float32")))
+    return relax_op.divide(x, denominator)
+
+
+def emit_relu(ctx, layer, x):
+    return ctx.relax.op.nn.relu(x)
+
+
+def emit_sigmoid(ctx, layer, x):
+    return ctx.relax.op.sigmoid(x)
+
+
+def emit_tanh(ctx, layer, x):
+    return ctx.relax.op.tanh(x)
+
+
+def emit_gelu(ctx, layer, x):
+    return ctx.relax.op.nn.gelu(x)  # the erf form, as torch.nn.GELU() by default
+
+
+def emit_leaky_relu(ctx, layer, x):
+    return ctx.relax.op.nn.leakyrelu(x, alpha=float(layer.op.negative_slope))
+
+
+def emit_softmax(ctx, layer, x):
+    return ctx.relax.op.nn.softmax(x, axis=1)
+
+
+def emit_upsample(ctx, layer, x):
+    op, relax_op = layer.op, ctx.relax.op
+    shape = _shape(x)
+    spatial = len(shape) - 2
+    scales = tuple(op.scale) if isinstance(op.scale, (tuple, list)) else (op.scale,) * spatial
+    out_spatial = tuple(int(math.floor(s * f)) for s, f in zip(shape[2:], scales))
+    if op.mode == "nearest" and all(float(f).is_integer() for f in scales):
+        # Integer nearest upsampling is a repeat along each axis: exact, and cheaper than resize.
+        for axis, factor in enumerate(scales, start=2):
+            if int(factor) != 1:
+                x = ctx.emit(relax_op.repeat(x, int(factor), axis=axis))
+        return x
+    if op.mode == "nearest":
+        # PyTorch 'nearest' = floor(dst / scale): asymmetric coordinates, floor rounding.
+        kw = dict(method="nearest_neighbor", coordinate_transformation_mode="asymmetric", rounding_method="floor")
+    else:
+        # PyTorch (bi/tri)linear with align_corners=False is TVM's 'half_pixel'.
+        kw = dict(method="linear", coordinate_transformation_mode="half_pixel")
+    if spatial == 1:  # resize a (N, C, 1, L) view
+        y = ctx.emit(relax_op.image.resize2d(relax_op.reshape(x, (shape[0], shape[1], 1, shape[2])),
+                                             (1, out_spatial[0]), **kw))
+        return relax_op.reshape(y, (shape[0], shape[1], out_spatial[0]))
+    resize = relax_op.image.resize2d if spatial == 2 else relax_op.image.resize3d
+    return resize(x, out_spatial, **kw)
+
+
+def emit_add(ctx, layer, *xs):
+    total = xs[0]
+    for x in xs[1:]:
+        total = ctx.emit(ctx.relax.op.add(total, x))
+    return total
+
+
+def emit_concat(ctx, layer, *xs):
+    return ctx.relax.op.concat(list(xs), axis=1)
+
+
+def emit_scale(ctx, layer, x, s):
+    # s is (N, C) (or (N, C, 1, ...) after a pool); broadcast it over x's spatial dims.
+    n, c = _shape(x)[:2]
+    s = ctx.relax.op.reshape(s, (n, c) + (1,) * (len(_shape(x)) - 2))
+    return ctx.relax.op.multiply(x, s)
+
+
+Emitter = Callable[..., object]
+
+# op class name -> emitter. Keyed by name, so that this table does not import
+# archdsl.ops (and the lowering can be tested against op dataclasses of the same shape).
+EMITTERS: dict[str, Emitter] = {
+    "Conv": emit_conv,
+    "Deconv": emit_deconv,
+    "MaxPool": emit_maxpool,
+    "AvgPool": emit_avgpool,
+    "GlobalAvgPool": emit_global_avgpool,
+    "FC": emit_fc,
+    "Flatten": emit_flatten,
+    "Dropout": emit_identity,  # inference
+    "BatchNorm": emit_batchnorm,
+    "LRN": emit_lrn,
+    "ReLU": emit_relu,
+    "Sigmoid": emit_sigmoid,
+    "Tanh": emit_tanh,
+    "GELU": emit_gelu,
+    "LeakyReLU": emit_leaky_relu,
+    "Softmax": emit_softmax,
+    "Upsample": emit_upsample,
+    "Add": emit_add,
+    "Concat": emit_concat,
+    "Scale": emit_scale,
+}
+
+
+def find_emitter(op) -> Emitter | None:
+    for cls in type(op).__mro__:
+        if cls.__name__ in EMITTERS:
+            return EMITTERS[cls.__name__]
+    return None
+
+
+def check_supported(net) -> None:
+    """Raise ArchError at the first layer the lowering cannot express (no TVM needed)."""
+    for layer in net.layers[1:]:
+        if find_emitter(layer.op) is None:
+            raise ArchError(f"the TVM backend cannot lower '{layer.token}' (op {op_kind(layer.op)}, layer '{layer.name}')", layer.span)
+
+
+def lower(net, state_dict=None, *, batch: int = 1, bind_weights: bool = True, fold_bn: bool = True) -> Lowered:
+    """Lower `net` to a Relax IRModule with one function `main`.
+
+    `state_dict` follows the PyTorch backend's names; None draws weights like
+    PyTorch's default init. Raises ArchError for an op without an emitter (naming
+    the op and the spec position) and for a state_dict that does not fit.
+    """
+    check_supported(net)
+    import_tvm()
+    from tvm import relax
+
+    weights = random_weights(net) if state_dict is None else read_state_dict(net, state_dict)
+    plan = fold_batchnorms(net, weights) if fold_bn else FoldPlan(weights=weights)
+    bb = relax.BlockBuilder()
+    ctx = _Context(relax, bb, plan, bind_weights)
+    input_layer = net.layers[0]
+    input_shape = (batch, *net.input_shape)
+    x = relax.Var(input_layer.name.replace(".", "_") or "x", relax.TensorType(input_shape, "float32"))
+    values = {input_layer.name: x}
+    output_names = list(net.outputs)
+    with bb.function("main"):
+        with bb.dataflow():
+            for layer in net.layers[1:]:
+                args = [values[name] for name in layer.inputs]
+                try:
+                    result = find_emitter(layer.op)(ctx, layer, *args)
+                    value = result if isinstance(result, relax.Var) else bb.emit(result)
+                except ArchError as error:
+                    raise error.with_span(layer.span)
+                except Exception as error:  # a TVM type-inference error: say which layer
+                    raise ArchError(f"the TVM backend failed to lower '{layer.token}' (layer '{layer.name}'): {error}", layer.span) from error
+                got = _shape(value)[1:]
+                if got != tuple(layer.shape):
+                    raise ArchError(f"the TVM lowering of '{layer.token}' (layer '{layer.name}') gives shape {list(got)}, the IR says {list(layer.shape)}", layer.span)
+                values[layer.name] = value
+            results = [values[net.output_nodes[name]] for name in output_names]
+            out = bb.emit_output(results[0] if len(results) == 1 else relax.Tuple(results))
+        bb.emit_func_output(out, params=[x, *ctx.param_vars])
+    mod = bb.get()
+    return Lowered(mod=mod, input_shape=input_shape, output_names=output_names,
+                   param_names=list(ctx.param_values), params=ctx.param_values)

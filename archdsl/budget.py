@@ -10,7 +10,6 @@ from typing import Any
 
 from . import ast
 from .errors import ExpansionError
-from .evaluate import evaluate
 from .ops import REGISTRY
 
 
@@ -36,7 +35,7 @@ class LayerCounter:
             self.depth -= 1
 
     def _term(self, term, env, ctx, in_after=False) -> int:
-        from .expand import bind_arguments, repeat_count, split_family
+        from .expand import repeat_count, split_family
 
         if isinstance(term, ast.Layer):
             if term.name in ctx.blocks:

@@ -120,7 +120,7 @@ class Loader:
             for arg in default.args:
                 if arg.keyword is None:
                     raise SpecNameError(
-                        f"defaults take named options, as in defaults maxpool(ceil=true). Received: a positional value",
+                        "defaults take named options, as in defaults maxpool(ceil=true). Received: a positional value",
                         arg.span,
                     )
             ctx.defaults[family] = tuple(default.args)

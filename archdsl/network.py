@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ast
-from .errors import ArchError, ArchWarning, ShapeError
+from .errors import ArchWarning, ShapeError
 from .ir import BlockInstance, Layer, layers_in_order
 from .shapes import Shape
 

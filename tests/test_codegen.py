@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 import archdsl  # noqa: E402
 from archdsl.backends.torch import generate_source, to_torch  # noqa: E402

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ SPECS = sorted((REPO / "specs").glob("*.arch"))
 GOLDEN = Path(__file__).parent / "golden"
 SVG = "{http://www.w3.org/2000/svg}"
 
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 
 # Small specs for the features, independent of how the zoo writes its networks.
 RESNET = """
@@ -131,7 +129,6 @@ def edge_attrs(source: str, tail: str, head: str) -> str | None:
 # ---------------------------------------------------------------- the zoo through dot
 
 
-@needs_dot
 @pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
 def test_zoo_spec_renders_to_svg_with_one_node_per_layer(spec, tmp_path):
     net = load_spec(spec)
@@ -143,7 +140,6 @@ def test_zoo_spec_renders_to_svg_with_one_node_per_layer(spec, tmp_path):
     assert len(groups(root, "edge")) == sum(len(set(layer.inputs)) for layer in net.layers)
 
 
-@needs_dot
 @pytest.mark.parametrize("depth", [1, 2])
 @pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
 def test_zoo_spec_at_a_depth_has_one_node_per_box(spec, depth, tmp_path):
@@ -152,7 +148,6 @@ def test_zoo_spec_at_a_depth_has_one_node_per_box(spec, depth, tmp_path):
     assert len(groups(root, "node")) == expected_boxes(net, depth)
 
 
-@needs_dot
 def test_depth_0_draws_the_whole_network_as_one_box(tmp_path):
     net = load_spec(REPO / "specs" / "googlenet.arch")
     root = svg_of(net, tmp_path, depth=0)
@@ -161,7 +156,6 @@ def test_depth_0_draws_the_whole_network_as_one_box(tmp_path):
     assert "output aux1" in text and "output aux2" in text  # the box still names every output
 
 
-@needs_dot
 def test_resnet152_depth_1_is_one_box_per_bottleneck(tmp_path):
     net = load_spec(REPO / "specs" / "resnet152.arch")
     view = build_view(net.layers, net.blocks, depth=1)
@@ -172,7 +166,6 @@ def test_resnet152_depth_1_is_one_box_per_bottleneck(tmp_path):
     assert len(groups(root, "node")) == len(view.boxes)
 
 
-@needs_dot
 def test_resnet152_full_depth_lays_out_fast_without_overlaps(tmp_path):
     net = load_spec(REPO / "specs" / "resnet152.arch")
     start = time.perf_counter()

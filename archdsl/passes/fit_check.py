@@ -7,7 +7,7 @@ that falls on padding, or a narrow kernel skipping its usual gap, is fine.
 from __future__ import annotations
 
 from ..errors import ArchWarning
-from ..shapes import effective_kernel, nearest_fitting_sizes, uncovered_input_rows
+from ..shapes import nearest_fitting_sizes, uncovered_input_rows
 
 AXES = {1: ("columns",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
 

@@ -33,6 +33,11 @@ class Window:
     ceil: bool = False
     transposed: bool = False
 
+    @classmethod
+    def covering(cls, spatial: tuple[int, ...]) -> "Window":
+        """One window over the whole input: what gap and a flattening fc see."""
+        return cls(tuple(spatial), (1,) * len(spatial), (0,) * len(spatial))
+
 
 @dataclass(frozen=True)
 class Value:

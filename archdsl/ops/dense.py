@@ -42,7 +42,7 @@ class FC(Op):
         spatial = inputs[0][1:]
         if not spatial:
             return None
-        return Window(spatial, (1,) * len(spatial), (0,) * len(spatial))
+        return Window.covering(spatial)
 
     def describe(self) -> str:
         return f"fc-{self.out_features}"

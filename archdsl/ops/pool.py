@@ -94,5 +94,4 @@ class GlobalAvgPool(Op):
         return (inputs[0][0],) + (1,) * (len(inputs[0]) - 1)
 
     def window(self, inputs: tuple[Shape, ...]) -> Window:
-        spatial = inputs[0][1:]
-        return Window(spatial, (1,) * len(spatial), (0,) * len(spatial))
+        return Window.covering(inputs[0][1:])

@@ -7,6 +7,7 @@ that falls on padding, or a narrow kernel skipping its usual gap, is fine.
 from __future__ import annotations
 
 from ..errors import ArchWarning
+from ..ops import Window
 from ..shapes import nearest_fitting_sizes, uncovered_input_rows
 
 AXES = {1: ("columns",), 2: ("rows", "columns"), 3: ("frames", "rows", "columns")}
@@ -23,7 +24,7 @@ def check_fit(graph) -> list[ArchWarning]:
         if window is None or window.transposed or window.ceil:
             continue
         spatial = inputs[0][1:]
-        if tuple(window.kernel) == tuple(spatial) and set(window.stride) == {1}:
+        if window == Window.covering(spatial):
             continue  # a global window (gap, fc) always fits
         axes = AXES.get(len(spatial), ("positions",) * len(spatial))
         for size, k, s, p, axis in zip(spatial, window.kernel, window.stride, window.padding, axes):

@@ -43,6 +43,10 @@ demo: install
 	rm -rf runs/demo-lenet5  # the demo's own previous run
 	$(VENV)/bin/archdsl train specs/lenet5.arch --out runs/demo-lenet5
 	$(VENV)/bin/archdsl evaluate specs/lenet5.arch runs/demo-lenet5/last.pt
+	@echo "== archdsl compile: the trained LeNet-5 as standalone PyTorch code, ONNX and a TVM library =="
+	$(VENV)/bin/archdsl compile specs/lenet5.arch --target torch -o runs/demo-lenet5/lenet5.py
+	$(VENV)/bin/archdsl compile specs/lenet5.arch --target onnx --checkpoint runs/demo-lenet5/last.pt -o runs/demo-lenet5/lenet5.onnx
+	$(VENV)/bin/archdsl compile specs/lenet5.arch --target tvm --checkpoint runs/demo-lenet5/last.pt -o runs/demo-lenet5/tvm
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -29,12 +29,12 @@ def _file_span(name: str, data: bytes = b"", offset: int = 0) -> Span:
 
 
 def display_name(path: Path) -> str:
-    """A path as a user would type it: relative to the working folder where that is shorter."""
+    """A path as a user would type it: relative for a file under the working folder, else absolute."""
     try:
         relative = os.path.relpath(path)
     except ValueError:  # another drive on Windows
         return str(path)
-    return relative if len(relative) < len(str(path)) else str(path)
+    return str(path) if relative.startswith(os.pardir) else relative
 
 
 def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:

@@ -139,11 +139,15 @@ def test_ctrl_c_exits_130_without_a_traceback_and_says_how_to_resume(tmp_path, r
     out = tmp_path / "run"
     env = dict(os.environ)
     env.pop("ARCHDSL_DEBUG", None)
+    # As in a terminal: a shell's background job (CI may be one) starts with SIGINT ignored,
+    # and Python then never raises KeyboardInterrupt, so give the child the default disposition.
     process = subprocess.Popen([sys.executable, "-m", "archdsl", "train", str(spec), "--out", str(out),
-                                "--epochs", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                                "--epochs", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 90
     while not (out / "metrics.csv").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -91,6 +91,7 @@ class Expander:
         self.graph.graph["tensor_names"] = {}  # node → the name a spec gave it with `-> name`
         self.block_stack: list[str] = []
         self.depth = 0  # how many terms are being expanded inside one another
+        self.batchnorms = 0  # how many bn layers have been added: a residual asks whether its body made one
 
     # ---- graph building ----
     def shape(self, node: str) -> Shape:
@@ -116,6 +117,8 @@ class Expander:
         self.graph.add_node(node, layer=layer)
         for i in inputs:
             self.graph.add_edge(i, node)
+        if isinstance(op, BatchNorm):
+            self.batchnorms += 1
         return node
 
     def new_instance(self, scope: Scope, kind: str, name: str, span: Span | None) -> str:
@@ -328,9 +331,9 @@ class Expander:
 
     def residual(self, term: ast.Residual, current: str, scope: Scope, instance: str, own_scope: Scope | None = None) -> str:
         inner = own_scope or scope.child(instance, share_names=True)
-        first_body_node = len(self.graph)
+        batchnorms_before = self.batchnorms
         body = self.seq(term.body.terms, current, inner)
-        body_nodes = list(self.graph.nodes)[first_body_node:]
+        body_uses_bn = self.batchnorms > batchnorms_before
         if term.shortcut is not None:
             shortcut_id = f"{instance}.shortcut"
             self.graph.graph["blocks"][shortcut_id] = BlockInstance(shortcut_id, "shortcut", "shortcut", term.shortcut.span, instance)
@@ -338,7 +341,7 @@ class Expander:
         elif self.shape(body) == self.shape(current):
             shortcut = current
         else:
-            shortcut = self.projection(term, current, body, body_nodes, inner, instance)
+            shortcut = self.projection(term, current, body, body_uses_bn, inner, instance)
         try:
             return self.add(inner, Add(), (body, shortcut), term.span, "add", inserted=True, name="add")
         except ShapeError:
@@ -348,7 +351,7 @@ class Expander:
                 term.span,
             ) from None
 
-    def projection(self, term: ast.Residual, current: str, body: str, body_nodes: list[str], scope: Scope, instance: str) -> str:
+    def projection(self, term: ast.Residual, current: str, body: str, uses_bn: bool, scope: Scope, instance: str) -> str:
         """y = F(x) + W_s·x: a 1×1 conv with the body's stride, and bn where the body uses bn."""
         x, y = self.shape(current), self.shape(body)
         if len(x) != len(y) or any(o > i for i, o in zip(x[1:], y[1:])):
@@ -359,7 +362,6 @@ class Expander:
                 term.span,
             )
         stride = tuple(math.ceil(i / o) for i, o in zip(x[1:], y[1:]))
-        uses_bn = any(isinstance(self.graph.nodes[n]["layer"].op, BatchNorm) for n in body_nodes)
         shortcut_id = f"{instance}.shortcut"
         self.graph.graph["blocks"][shortcut_id] = BlockInstance(shortcut_id, "shortcut", "shortcut", term.span, instance)
         inner = scope.child(shortcut_id, share_names=False)

@@ -87,7 +87,6 @@ class Expander:
         self.main = main
         self.graph = nx.DiGraph()
         self.graph.graph["blocks"] = {}
-        self.user_named: set[str] = set()
         self.graph.graph["tensor_names"] = {}  # node → the name a spec gave it with `-> name`
         self.block_stack: list[str] = []
         self.depth = 0  # how many terms are being expanded inside one another
@@ -206,7 +205,7 @@ class Expander:
         wanted = f"{scope.prefix}{term.name}"
         layer = self.graph.nodes[current]["layer"]
         renamable = (
-            current not in self.user_named
+            current not in self.graph.graph["tensor_names"]
             and layer.scope == scope.path
             and self.graph.out_degree(current) == 0
             and current != self.graph.graph["input"]
@@ -214,7 +213,6 @@ class Expander:
         )
         if renamable:
             current = self._rename(current, wanted)
-        self.user_named.add(current)
         self.graph.graph["tensor_names"].setdefault(current, term.name)
         scope.names[term.name] = current
         return current

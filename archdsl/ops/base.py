@@ -102,9 +102,6 @@ class Call:
             return value.value
         return default
 
-    def option_span(self, name: str) -> Span:
-        return self.span
-
     def finish(self) -> None:
         """Reject whatever the op did not take, with the options it does know."""
         if self.kernel is not None:

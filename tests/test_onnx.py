@@ -98,11 +98,15 @@ def test_load_checkpoint_accepts_both_forms(tmp_path):
     torch.save(state, tmp_path / "raw.pt")
     torch.save({"model": state, "optimizer": {}}, tmp_path / "trainer.pt")
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pt")
-    for name in ("raw.pt", "trainer.pt", "ddp.pt"):
+    torch.save({"model": {f"_orig_mod.{k}": v for k, v in state.items()}}, tmp_path / "compiled.pt")  # --compile
+    for name in ("raw.pt", "trainer.pt", "ddp.pt", "compiled.pt"):
         loaded = load_checkpoint(tmp_path / name)
         assert loaded.keys() == state.keys()
     with pytest.raises(ArchError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ArchError, match="cannot be read"):
+        load_checkpoint(tmp_path / "garbage.pt")
     torch.save([1, 2], tmp_path / "list.pt")
     with pytest.raises(ArchError, match="holds no state_dict"):
         load_checkpoint(tmp_path / "list.pt")

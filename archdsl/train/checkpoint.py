@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from archdsl.backends.torch.checkpoint import read_torch_file, unwrap_state_dict
 from archdsl.errors import ArchError
 
 FORMAT = "archdsl-checkpoint-1"
@@ -39,26 +40,14 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
         path = path / "last.pt"
     if not path.exists():
         raise ArchError(f"checkpoint '{path}' does not exist; give a .pt file or a run folder with last.pt")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # corrupt, truncated, or not written by torch.save
-        raise ArchError(f"checkpoint '{path}' cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]});"
-                        " it may be truncated or not a PyTorch checkpoint") from None
+    payload = read_torch_file(path, map_location)
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         return payload
     if isinstance(payload, dict) and isinstance(payload.get("model"), dict):
         payload = payload["model"]  # another trainer's {"model": state_dict, ...}
     if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
-        return {"format": "state_dict", "model": _unwrapped(payload)}  # a bare state_dict (e.g. from elsewhere)
+        return {"format": "state_dict", "model": unwrap_state_dict(payload)}  # a bare state_dict (e.g. from elsewhere)
     raise ArchError(f"checkpoint '{path}' is neither an archdsl checkpoint nor a state_dict")
-
-
-def _unwrapped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Keys without the prefixes DDP (`module.`) and torch.compile (`_orig_mod.`) add."""
-    for prefix in ("module.", "_orig_mod."):
-        if all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix):]: value for key, value in state.items()}
-    return state
 
 
 # ---- random number generator states, as tensors ------------------------------------------------

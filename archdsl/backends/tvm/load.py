@@ -27,18 +27,10 @@ def load_state_dict(checkpoint):
 
             with np.load(checkpoint) as archive:
                 return {key: archive[key] for key in archive.files}
-        try:  # the PyTorch backend knows its trainer's checkpoint format
-            from ..torch import load_checkpoint
-        except (ImportError, ArchError):
-            load_checkpoint = None
-        if load_checkpoint is not None:
-            return load_checkpoint(checkpoint)
-        import torch
+        # A .pt file needs torch to read; the PyTorch backend's reader says how to install it where it is missing.
+        from ..torch import load_checkpoint
 
-        try:
-            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as error:
-            raise ArchError(f"cannot read checkpoint {checkpoint}: {error}") from None
+        return load_checkpoint(checkpoint)
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
             return checkpoint[key]

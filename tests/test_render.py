@@ -307,16 +307,23 @@ def test_cli_writes_the_diagram(run_archdsl, lenet, tmp_path):
     assert ET.parse(out).getroot().tag == f"{SVG}svg"
 
 
+def test_cli_creates_a_missing_output_folder(run_archdsl, lenet, tmp_path):
+    out = tmp_path / "diagrams" / "zoo" / "lenet.dot"
+    done = run_archdsl("render", lenet, "-o", out)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text().startswith("digraph")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["-o", "{tmp}/net.jpg"], "cannot tell the diagram's format from {tmp}/net.jpg: expected one of .dot"),
         (["-o", "{tmp}/net"], "Received: no extension"),
-        (["-o", "{tmp}/missing/net.svg"], "the folder {tmp}/missing does not exist"),
+        (["-o", "{tmp}/file.txt/sub/net.svg"], "cannot create the folder {tmp}/file.txt/sub"),
         (["-o", "{tmp}/file.txt/net.svg"], "{tmp}/file.txt is a file, not a folder"),
         (["-o", "{tmp}/net.svg", "--depth", "-1"], "--depth must be 0 or more"),
     ],
-    ids=["extension", "no-extension", "no-folder", "folder-is-a-file", "negative-depth"],
+    ids=["extension", "no-extension", "folder-under-a-file", "folder-is-a-file", "negative-depth"],
 )
 def test_cli_errors_are_one_line_and_exit_1(lenet, tmp_path, capsys, args, message):
     (tmp_path / "file.txt").write_text("x")

@@ -35,8 +35,12 @@ def check_writable(path: Path) -> None:
         raise RenderError(f"cannot write the diagram to {path}: it is a folder")
     if folder.exists() and not folder.is_dir():
         raise RenderError(f"cannot write the diagram to {path}: {folder} is a file, not a folder")
-    if not folder.is_dir():
-        raise RenderError(f"cannot write the diagram to {path}: the folder {folder} does not exist")
+    if not folder.is_dir():  # created, as `compile -o` and `train --out` create theirs
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise RenderError(f"cannot write the diagram to {path}: cannot create the folder {folder}: "
+                              f"{exc.strerror or exc}") from None
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise RenderError(f"cannot write the diagram to {path}: permission denied")
 

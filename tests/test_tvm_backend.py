@@ -380,6 +380,31 @@ def test_database_from_another_network_or_target_is_refused(tmp_path):
         open_database_dir(db, tiny_net(), target, create=False)
     with pytest.raises(ArchError, match="archdsl tune SPEC --db"):
         open_database_dir(str(tmp_path / "missing"), tiny_net(), target, create=False)
+    # A database from before the NHWC pipeline: its records would match no kernel now.
+    import json
+
+    manifest = json.loads((tmp_path / "db" / MANIFEST).read_text())
+    del manifest["pipeline"]
+    (tmp_path / "db" / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArchError, match="older archdsl"):
+        open_database_dir(db, tiny_net(), target, create=True)
+
+
+def test_cpu_pipeline_gives_meta_schedule_nhwc_convolutions_with_layout_free_weights():
+    from tvm import tirx
+
+    from archdsl.backends.tvm.build import optimize
+    from archdsl.backends.tvm.lower import lower
+    from archdsl.backends.tvm.target import resolve_target
+
+    net = make_net((4, 10, 10), [("conv1", conv(8, 3)), ("relu1", ops.ReLU())])
+    mod = optimize(lower(net).mod, resolve_target(None))
+    convs = [f for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc) and "conv2d" in gv.name_hint]
+    assert len(convs) == 1
+    text = convs[0].script()
+    assert "T.Buffer((T.int64(1), T.int64(10), T.int64(10), T.int64(4))" in text  # NHWC input
+    assert "T.Buffer((T.int64(8), T.int64(3), T.int64(3), T.int64(4))" in text  # OHWI weight
+    assert list(convs[0].attrs["layout_free_buffers"])  # the weight may be prepacked by a schedule
 
 
 def test_budget_gives_every_task_a_floor_then_the_rest_by_latency():

@@ -20,21 +20,43 @@ from .target import is_gpu, target_to_dict
 FORMAT_VERSION = 1
 
 
+# CPU kernels read 2-D convolutions as NHWC activations and OHWI weights: the channel
+# axis is innermost, so MetaSchedule vectorizes over channels with unit-stride loads.
+# On this 2-core Zen 3 one conv (64 ch, 56x56, 64 trials) ran 4.7 ms in NCHW and 3.0 ms
+# in NHWC with the weight layout rewrite below. ConvertLayout keeps the network's
+# interface NCHW: it transposes once at the input and once before flatten.
+CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
+
+
 def optimize(mod, target, database_dir: str | None = None):
     """Legalize and fuse `mod` for `target`; apply tuned schedules from a MetaSchedule database.
 
+    On CPUs, the weights (constants) are marked layout-free before tuning, so that a
+    schedule may store them in whatever order its loops read them; after the database
+    is applied, those rewrites become separate functions of constants, which
+    FoldConstant evaluates once at build time (MetaSchedule's weight prepacking).
     Untuned GPU kernels need a thread binding to run at all: DLight's default
     schedules give every fused kernel one. Untuned CPU kernels stay naive loops.
+    Tuning and building both go through here, so a database's workloads match.
     """
     import_tvm()
     from tvm import relax
 
+    cpu = not is_gpu(target)
     with target:
         mod = relax.transform.DecomposeOpsForInference()(mod)  # any batch norm the folding left
+        if cpu:
+            mod = relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)(mod)
+        mod = relax.transform.CanonicalizeBindings()(mod)
         mod = relax.get_pipeline("zero")(mod)  # legalize, fold constants, fuse
+        if cpu:
+            mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
         if database_dir is not None:
             mod = relax.transform.MetaScheduleApplyDatabase(database_dir)(mod)
-        if is_gpu(target):
+            if cpu:
+                mod = relax.transform.SplitLayoutRewritePreproc()(mod)
+                mod = relax.transform.FoldConstant()(mod)
+        if not cpu:
             from tvm.s_tir import dlight
 
             mod = dlight.ApplyDefaultSchedule(

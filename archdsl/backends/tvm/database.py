@@ -16,6 +16,10 @@ from ...errors import ArchError
 from .target import target_to_dict
 
 MANIFEST = "archdsl-db.json"
+# Bumped whenever `build.optimize` changes the kernels it hands to MetaSchedule (their
+# layouts, fusion): records of an older pipeline would no longer match any kernel.
+# 2: CPU convolutions in NHWC with layout-free (prepacked) weights.
+PIPELINE_VERSION = 2
 RECORD_FILES = ("database_workload.json", "database_tuning_record.json")
 
 
@@ -46,7 +50,7 @@ def open_database_dir(path: str, net, target, batch: int = 1, *, create: bool) -
     """
     manifest_path = os.path.join(path, MANIFEST)
     wanted = {"network": net.name, "fingerprint": network_fingerprint(net, batch), "batch": batch,
-              "target": _comparable_target(target)}
+              "target": _comparable_target(target), "pipeline": PIPELINE_VERSION}
     if os.path.exists(manifest_path):
         with open(manifest_path) as handle:
             try:
@@ -57,6 +61,10 @@ def open_database_dir(path: str, net, target, batch: int = 1, *, create: bool) -
             raise ArchError(
                 f"the tuning database in {path} was tuned for target {found.get('target')}, not {wanted['target']}; "
                 "tune again into another --db directory for this machine")
+        if found.get("pipeline", 1) != PIPELINE_VERSION:
+            raise ArchError(
+                f"the tuning database in {path} was made by an older archdsl whose kernels differ from this "
+                f"one's (pipeline {found.get('pipeline', 1)}, now {PIPELINE_VERSION}); tune again into a new --db directory")
         if found.get("fingerprint") != wanted["fingerprint"]:
             raise ArchError(
                 f"the tuning database in {path} was tuned for network '{found.get('network')}' "

@@ -417,6 +417,18 @@ def test_budget_gives_every_task_a_floor_then_the_rest_by_latency():
     assert first == [1] and second == 120 - floor
 
 
+def test_tuning_progress_is_one_line_per_measured_batch():
+    from archdsl.backends.tvm.tuning import _Progress
+
+    lines = []
+    progress = _Progress(lines.append, 8, ["conv", "transpose"])
+    progress.record(0, [SimpleNamespace(error_msg=None, run_secs=[0.002, 0.004]),
+                        SimpleNamespace(error_msg="boom", run_secs=[])])
+    progress.record(1, [])  # a task with a single schedule, picked again: no line
+    assert len(lines) == 1 and "[   2/8]" in lines[0]
+    assert "best 3,000.0 us" in lines[0] and "(1 failed)" in lines[0]
+
+
 @pytest.mark.slow
 def test_tune_then_compile_with_the_database_reuses_it(tmp_path, capsys):
     net = make_net((4, 8, 8), [("conv1", conv(8, 3)), ("relu1", ops.ReLU()), ("fc", ops.FC(4))], name="tunable")

@@ -94,6 +94,8 @@ class _Progress:
         return ProgressCallback()
 
     def record(self, task_id: int, runner_results) -> None:
+        if not runner_results:  # a task with no new candidate (a transpose has one schedule): nothing to say
+            return
         self.done += len(runner_results)
         times = [sum(float(t) for t in r.run_secs) / len(r.run_secs) for r in runner_results
                  if r.error_msg is None and r.run_secs]

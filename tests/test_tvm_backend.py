@@ -190,6 +190,16 @@ def test_deconv_groups_and_output_padding_2d():
     check_against_torch(net)
 
 
+def test_deconv_between_convolutions_2d():
+    # The CPU pipeline runs conv2d in NHWC; the transposed conv between them stays NCHW.
+    net = make_net((3, 8, 8), [
+        ("c1", conv(6, 3)), ("r1", ops.ReLU()),
+        ("d", ops.Deconv(4, (2, 2), (2, 2), (0, 0), (0, 0), 1, True)),
+        ("c2", conv(5, 3)),
+    ])
+    check_against_torch(net)
+
+
 def test_1d_network():
     net = make_net((4, 32), [
         ("c1", conv(8, 5, s=2, rank=1)), ("bn", ops.BatchNorm()), ("r", ops.ReLU()),

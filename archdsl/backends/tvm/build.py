@@ -25,7 +25,9 @@ FORMAT_VERSION = 1
 # On this 2-core Zen 3 one conv (64 ch, 56x56, 64 trials) ran 4.7 ms in NCHW and 3.0 ms
 # in NHWC with the weight layout rewrite below. ConvertLayout keeps the network's
 # interface NCHW: it transposes once at the input and once before flatten.
-CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "OHWI"]}
+# Transposed convolutions stay NCHW (TVM legalizes them in no other layout), with a
+# transpose on either side when they sit among NHWC layers.
+CPU_CONV_LAYOUTS = {"relax.nn.conv2d": ["NHWC", "OHWI"], "relax.nn.conv2d_transpose": ["NCHW", "IOHW"]}
 
 
 def optimize(mod, target, database_dir: str | None = None):

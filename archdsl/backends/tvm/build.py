@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ._tvm import import_tvm
+from .fold_weight_layouts import fold_weight_layouts
 from .target import is_gpu, target_to_dict
 
 FORMAT_VERSION = 1
@@ -49,6 +50,7 @@ def optimize(mod, target, database_dir: str | None = None):
         mod = relax.transform.DecomposeOpsForInference()(mod)  # any batch norm the folding left
         if cpu:
             mod = relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)(mod)
+            mod = fold_weight_layouts(mod)  # the weights' new layouts, in numpy rather than TIR
         mod = relax.transform.CanonicalizeBindings()(mod)
         mod = relax.get_pipeline("zero")(mod)  # legalize, fold constants, fuse
         if cpu:

@@ -446,6 +446,13 @@ def test_tune_then_compile_with_the_database_reuses_it(tmp_path, capsys):
     result = tvm_backend.tune(net, trials=6, db=db)
     out = capsys.readouterr().out
     assert "latency before tuning" in out and "->" in out and result["trials"] >= 4
+    # Builds read a pruned copy: one record per kernel, out of all those measured.
+    from tvm.s_tir import meta_schedule as ms
+
+    from archdsl.backends.tvm.database import best_records_dir
+
+    best, full = best_records_dir(db), ms.database.JSONDatabase(work_dir=db)
+    assert best != db and 1 <= len(ms.database.JSONDatabase(work_dir=best)) < len(full)
     # A second compile with --db applies the records without tuning again.
     state = random_state_dict(net)
     meta = tvm_backend.compile_spec(net, str(tmp_path / "out"), checkpoint=state, db=db)

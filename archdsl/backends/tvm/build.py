@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ._tvm import import_tvm
+from .database import best_records_dir
 from .fold_weight_layouts import fold_weight_layouts
 from .target import is_gpu, target_to_dict
 
@@ -56,7 +57,7 @@ def optimize(mod, target, database_dir: str | None = None):
         if cpu:
             mod = relax.transform.AttachAttrLayoutFreeBuffers()(mod)
         if database_dir is not None:
-            mod = relax.transform.MetaScheduleApplyDatabase(database_dir)(mod)
+            mod = relax.transform.MetaScheduleApplyDatabase(best_records_dir(database_dir))(mod)
             if cpu:
                 mod = relax.transform.SplitLayoutRewritePreproc()(mod)
                 mod = relax.transform.FoldConstant()(mod)

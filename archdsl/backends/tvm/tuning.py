@@ -21,7 +21,7 @@ import time
 from ...errors import ArchError
 from ._tvm import import_tvm
 from .build import build, optimize
-from .database import open_database_dir
+from .database import open_database_dir, write_best_records
 from .load import load_network, load_state_dict
 from .lower import lower
 from .runner import TVMRunner
@@ -322,6 +322,7 @@ def tune(spec, trials: int | None = None, target=None, db: str = "tvm-db", rpc_t
     finally:
         builder.shutdown()
     seconds = time.time() - start
+    write_best_records(db_dir)
     after = latency(db_dir)
     _append_tuning_summary(db_dir, {"trials": progress.done, "seconds": round(seconds, 1), "tasks": len(tasks),
                                     "latency_before_ms": before * 1e3, "latency_after_ms": after * 1e3,

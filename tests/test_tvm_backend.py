@@ -190,6 +190,21 @@ def test_deconv_groups_and_output_padding_2d():
     check_against_torch(net)
 
 
+def test_weight_transposes_are_folded_in_numpy():
+    from tvm import relax
+
+    from archdsl.backends.tvm.build import CPU_CONV_LAYOUTS
+    from archdsl.backends.tvm.fold_weight_layouts import fold_weight_layouts
+    from archdsl.backends.tvm.lower import lower
+
+    net = make_net((4, 10, 10), [("conv1", conv(8, 3, bias=True)), ("relu1", ops.ReLU())])
+    converted = relax.transform.ConvertLayout(CPU_CONV_LAYOUTS)(lower(net).mod)
+    assert 'permute_dims(metadata["ir.GenericConst"]' in converted.script()
+    folded = fold_weight_layouts(converted).script()
+    assert "metadata[" not in "".join(line for line in folded.splitlines() if "permute_dims" in line or "reshape" in line)
+    assert folded.count("permute_dims") == 2  # the activations: into NHWC and back out
+
+
 def test_deconv_between_convolutions_2d():
     # The CPU pipeline runs conv2d in NHWC; the transposed conv between them stays NCHW.
     net = make_net((3, 8, 8), [

@@ -354,6 +354,26 @@ def test_default_target_is_this_cpu_with_its_mcpu_and_cores():
         resolve_target("llvm -mcpu=foo")
 
 
+@pytest.mark.parametrize("preset", [None, "1"])
+def test_tvm_runs_a_thread_per_core_unless_told_otherwise(preset):
+    """TVM alone takes half the x86 hardware threads (one on a 2-vCPU machine); kernels and
+    MetaSchedule's measuring processes (which inherit the environment) must use every core."""
+    import os
+
+    from archdsl.backends.tvm.target import cpu_count
+
+    code = ("import os, sys; from archdsl.backends.tvm._tvm import import_tvm; tvm = import_tvm()\n"
+            "print(tvm.get_global_func('runtime.NumThreads')(), os.environ['TVM_NUM_THREADS'])\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    env["PYTHONPATH"] = str(ROOT)
+    if preset:
+        env["TVM_NUM_THREADS"] = preset
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = preset or str(cpu_count())
+    assert result.stdout.split() == [expected, expected]
+
+
 def test_cuda_build_path_uses_dlight_schedules():
     """No GPU here: check the CUDA lowering builds (DLight gives every kernel a thread binding)."""
     from archdsl.backends.tvm.build import optimize

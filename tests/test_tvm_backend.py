@@ -452,6 +452,34 @@ def test_cpu_pipeline_gives_meta_schedule_nhwc_convolutions_with_layout_free_wei
     assert list(convs[0].attrs["layout_free_buffers"])  # the weight may be prepacked by a schedule
 
 
+def test_untuned_cpu_kernels_run_parallel_and_compute_the_same():
+    """Every unscheduled kernel gets its outer spatial loops parallel, with bit-identical
+    results; kernels a database scheduled (marked tirx.is_scheduled) are left alone."""
+    from tvm import relax, tirx
+
+    from archdsl.backends.tvm.build import optimize
+    from archdsl.backends.tvm.lower import lower
+    from archdsl.backends.tvm.parallelize_untuned import parallelize_untuned
+    from archdsl.backends.tvm.target import resolve_target
+
+    net = make_net((3, 12, 12), [("conv1", conv(8, 3)), ("relu1", ops.ReLU()), ("pool1", ops.MaxPool((2, 2), (2, 2), (0, 0))),
+                                 ("gap", ops.GlobalAvgPool()), ("fc", ops.FC(5))])
+    target = resolve_target(None)
+    kernels = lambda mod: {gv.name_hint: f for gv, f in mod.functions.items() if isinstance(f, tirx.PrimFunc)}  # noqa: E731
+    serial = optimize(lower(net).mod, target)
+    assert len(kernels(serial)) >= 3 and not any("T.parallel" in f.script() for f in kernels(serial).values())
+    marked = optimize(lower(net).mod, target)
+    already = sorted(kernels(marked))[0]  # stands for a kernel the database scheduled
+    marked[already] = marked[already].with_attr("tirx.is_scheduled", True)
+    parallel = parallelize_untuned(marked)
+    for name, func in kernels(parallel).items():
+        assert ("T.parallel" in func.script()) == (name != already), name
+    x = tvm.runtime.tensor(np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype("float32"), tvm.cpu())
+    outputs = [relax.VirtualMachine(tvm.compile(mod, target=target), tvm.cpu())["main"](x) for mod in (serial, parallel)]
+    outputs = [out[0] if not hasattr(out, "numpy") else out for out in outputs]
+    np.testing.assert_array_equal(outputs[0].numpy(), outputs[1].numpy())
+
+
 def test_budget_gives_every_task_a_floor_then_the_rest_by_latency():
     from archdsl.backends.tvm.tuning import plan_budget
 

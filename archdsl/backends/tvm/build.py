@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ._tvm import import_tvm
+from .parallelize_untuned import parallelize_untuned
 from .database import best_records_dir
 from .fold_weight_layouts import fold_weight_layouts
 from .target import is_gpu, target_to_dict
@@ -79,7 +80,11 @@ def build(mod, target, database_dir: str | None = None):
     if is_gpu(target) and not tvm.runtime.enabled(target.kind.name):
         raise ArchError(f"this TVM build cannot generate {target.kind.name} code (the PyPI wheel is CPU-only); "
                         "build TVM with CUDA enabled to compile for --device cuda")
-    return tvm.compile(optimize(mod, target, database_dir), target=target)
+    mod = optimize(mod, target, database_dir)
+    if not is_gpu(target):
+        # After optimize, not in it: tuning must see the kernels unscheduled.
+        mod = parallelize_untuned(mod)
+    return tvm.compile(mod, target=target)
 
 
 def export(executable, lowered, target, out_dir: str, *, spec_name: str = "", extra: dict | None = None) -> dict:

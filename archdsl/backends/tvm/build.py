@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 from ._tvm import import_tvm
-from .parallelize_untuned import parallelize_untuned
 from .database import best_records_dir
 from .fold_weight_layouts import fold_weight_layouts
+from .parallelize_untuned import parallelize_untuned
 from .target import is_gpu, target_to_dict
 
 FORMAT_VERSION = 1

@@ -15,8 +15,8 @@ from .target import is_gpu, resolve_target
 
 UNTUNED_WARNING = (
     "warning: this TVM build is untuned: its kernels are plain loops, parallel but neither tiled nor vectorized. "
-    "Measured on 2 cores, batch 1: ResNet-18 20-30x slower than PyTorch eager; a network as small as "
-    "LeNet-5 is about as fast. Tune it first:\n"
+    "Measured on 2 cores, batch 1: ResNet-18 20-30x slower than PyTorch eager (a network as small as "
+    "LeNet-5 is faster already). Tune it first:\n"
     "    archdsl tune {spec} --db DIR      (then: archdsl compile {spec} --target tvm --db DIR -o OUT)"
 )
 

@@ -16,8 +16,9 @@ from ...errors import ArchError
 from .target import target_to_dict
 
 MANIFEST = "archdsl-db.json"
-# Bumped whenever `build.optimize` changes the kernels it hands to MetaSchedule (their
-# layouts, fusion): records of an older pipeline would no longer match any kernel.
+# Bumped whenever the records of an older archdsl no longer hold: `build.optimize`
+# changed the kernels it hands to MetaSchedule (their layouts, fusion), or how they
+# are measured.
 # 2: CPU convolutions in NHWC with layout-free (prepacked) weights.
 # 3: candidates measured with a thread per core (before, TVM's runtime used half the
 #    cores, and the records' times do not compare).
@@ -69,8 +70,9 @@ def open_database_dir(path: str, net, target, batch: int = 1, *, create: bool) -
                 "tune again into another --db directory for this machine")
         if found.get("pipeline", 1) != PIPELINE_VERSION:
             raise ArchError(
-                f"the tuning database in {path} was made by an older archdsl whose kernels differ from this "
-                f"one's (pipeline {found.get('pipeline', 1)}, now {PIPELINE_VERSION}); tune again into a new --db directory")
+                f"the tuning database in {path} was made by an older archdsl (tuning pipeline "
+                f"{found.get('pipeline', 1)}, now {PIPELINE_VERSION}), whose records do not hold for this one's "
+                "kernels; tune again into a new --db directory")
         if found.get("fingerprint") != wanted["fingerprint"]:
             raise ArchError(
                 f"the tuning database in {path} was tuned for network '{found.get('network')}' "

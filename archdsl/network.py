@@ -5,6 +5,7 @@ loading and checking a network never imports torch or tvm.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ class Network:
     def activation_memory(self) -> int:
         """Bytes of every layer's output at batch 1, fp32 (an upper bound on what inference holds)."""
         return sum(layer.memory for layer in self.layers)
+
+    @functools.cached_property
+    def module_paths(self) -> dict[str, str]:
+        """Layer name → the dotted path of its submodule in `to_torch()`'s module (see `naming`)."""
+        from .naming import module_paths
+
+        return module_paths(self)
+
+    def module_path(self, layer_name: str) -> str:
+        return self.module_paths[layer_name]
 
     @property
     def train_settings(self) -> tuple[ast.Setting, ...]:

@@ -17,7 +17,7 @@ import torch
 from torch import nn  # noqa: E402
 
 import archdsl  # noqa: E402
-from archdsl.backends.torch import build_plan, module_name, to_torch  # noqa: E402
+from archdsl.backends.torch import build_plan, to_torch  # noqa: E402
 from archdsl.backends.torch.lower import LOWERING  # noqa: E402
 from archdsl.errors import ArchError  # noqa: E402
 from archdsl.ops import REGISTRY, Input  # noqa: E402
@@ -93,7 +93,7 @@ def test_zoo_is_not_empty():
 def test_every_layer_shape_matches_the_ir(name):
     net = archdsl.load(SMALL[name])
     model = to_torch(net).eval()
-    by_name = {module_name(layer): layer for layer in net.layers}
+    by_name = {net.module_path(layer.name): layer for layer in net.layers}
     seen_out, seen_in = {}, {}
 
     def hook(module_key):
@@ -120,7 +120,7 @@ def test_every_layer_shape_matches_the_ir(name):
     # inputs above; check that each of them does have a consumer module or is an output
     inline = [s for s in build_plan(net).steps if s.module is None]
     assert all(
-        any(module_name(net.layer(c)) in modules for c in net.graph.successors(s.layer.name))
+        any(net.module_path(c) in modules for c in net.graph.successors(s.layer.name))
         or s.layer.name in net.output_nodes.values()
         for s in inline
     )
@@ -147,12 +147,12 @@ def test_training_step_runs_backward(name):
 def test_submodules_are_named_after_layers():
     net = archdsl.load(ALL_OPS)
     model = to_torch(net)
-    with_params = {module_name(layer) for layer in net.layers if layer.params}
+    with_params = {net.module_path(layer.name) for layer in net.layers if layer.params}
     children = dict(model.named_children())
     assert with_params <= set(children)
     for layer in net.layers:
         if layer.params:
-            got = sum(p.numel() for p in children[module_name(layer)].parameters())
+            got = sum(p.numel() for p in children[net.module_path(layer.name)].parameters())
             assert got == layer.params, layer.name
     keys = set(model.state_dict())
     assert "residual1_shortcut_conv.weight" in keys and "residual1_shortcut_bn.running_var" in keys
@@ -324,7 +324,7 @@ def test_random_chains_agree_with_the_ir(tokens, classify):
     y = model.train()(torch.randn(2, *net.input_shape))
     assert tuple(y.shape[1:]) == net.outputs["output"]
     for layer in net.layers:
-        if module_name(layer) in shapes:
-            assert shapes[module_name(layer)] == layer.shape, layer.name
+        if net.module_path(layer.name) in shapes:
+            assert shapes[net.module_path(layer.name)] == layer.shape, layer.name
     if n_params(model):
         y.float().pow(2).mean().backward()  # in-place ReLUs never break autograd

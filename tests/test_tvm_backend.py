@@ -24,7 +24,8 @@ from archdsl import ops  # noqa: E402
 from archdsl.errors import ArchError  # noqa: E402
 from archdsl.ir import Layer  # noqa: E402
 from archdsl.backends import tvm as tvm_backend  # noqa: E402
-from archdsl.backends.tvm.weights import module_name, random_weights  # noqa: E402
+from archdsl.backends.tvm.weights import random_weights  # noqa: E402
+from archdsl.naming import flat_module_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 1e-4
@@ -51,7 +52,7 @@ def make_net(input_shape, layers, outputs=None, name="t"):
         previous = lname
     output_nodes = outputs or {"out": previous}
     return SimpleNamespace(name=name, input_shape=tuple(input_shape), graph=graph, layers=built,
-                           output_nodes=output_nodes,
+                           output_nodes=output_nodes, module_path=flat_module_name,
                            outputs={k: graph.nodes[v]["layer"].shape for k, v in output_nodes.items()})
 
 
@@ -66,16 +67,16 @@ def random_state_dict(net, seed=1):
                 value = {"weight": rng.uniform(0.5, 1.5, value.shape), "bias": rng.normal(0, 0.2, value.shape),
                          "running_mean": rng.normal(0, 0.2, value.shape),
                          "running_var": rng.uniform(0.5, 2.0, value.shape)}[pname].astype(np.float32)
-            state[f"{module_name(layer)}.{pname}"] = torch.from_numpy(value)
+            state[f"{net.module_path(layer.name)}.{pname}"] = torch.from_numpy(value)
     return state
 
 
 # ---- a PyTorch reference, op by op ------------------------------------------------
 
 
-def _torch_layer(layer, xs, state):
+def _torch_layer(net, layer, xs, state):
     op, kind = layer.op, type(layer.op).__name__
-    p = lambda n: state.get(f"{module_name(layer)}.{n}")  # noqa: E731
+    p = lambda n: state.get(f"{net.module_path(layer.name)}.{n}")  # noqa: E731
     x = xs[0]
     rank = x.dim() - 2
     if kind == "Conv":
@@ -120,7 +121,7 @@ def torch_reference(net, state, x):
     values = {"input": torch.from_numpy(x)}
     with torch.no_grad():
         for layer in net.layers[1:]:
-            values[layer.name] = _torch_layer(layer, [values[i] for i in layer.inputs], state)
+            values[layer.name] = _torch_layer(net, layer, [values[i] for i in layer.inputs], state)
     return {k: values[v].numpy() for k, v in net.output_nodes.items()}
 
 

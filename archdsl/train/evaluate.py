@@ -97,7 +97,7 @@ def _trained_classes(net: Network, payload: dict, data_classes: int) -> int | No
     if trained is None:  # a bare state_dict: believe its head if it is the data's size
         trained = data_classes
         head = heads_mod.heads(net)[0]
-        weight = payload["model"].get(f"{model_mod.module_name(head.layer)}.weight")
+        weight = payload["model"].get(f"{net.module_path(head.layer)}.weight")
         if weight is not None:
             trained = int(weight.shape[0])
     return None if trained == spec_classes else trained

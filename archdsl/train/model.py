@@ -1,8 +1,8 @@
 """The PyTorch module of a network and what training does to its weights: outputs, init-from, freeze.
 
-The PyTorch backend names each module with parameters `layer.name.replace('.', '_')`
-and uses PyTorch's own parameter names, so a state_dict key is `MODULE.weight`:
-that is how weights are matched to layers here.
+The PyTorch backend puts each layer's tensors under `net.module_path(layer)` with
+PyTorch's own parameter names, so a state_dict key is `MODULE.weight`: that is how
+weights are matched to layers here.
 """
 from __future__ import annotations
 
@@ -13,10 +13,6 @@ from torch import nn
 
 from archdsl.errors import ArchError, Span, did_you_mean
 from archdsl.network import Network
-
-
-def module_name(layer_name: str) -> str:
-    return layer_name.replace(".", "_")
 
 
 def build_model(net: Network, init: str = "auto") -> nn.Module:
@@ -46,12 +42,12 @@ def layer_of_parameter(key: str) -> str:
 def freeze_up_to(model: nn.Module, net: Network, name: str, span: Span | None = None) -> list[str]:
     """Stop gradients for every layer up to and including `name`, in topological order; the frozen layers."""
     order = [layer.name for layer in net.layers]
-    by_module = {module_name(n): n for n in order}
+    by_module = {net.module_path(n): n for n in order}
     target = name if name in order else by_module.get(name)
     if target is None:
         raise ArchError(f"--freeze: the network has no layer '{name}'{did_you_mean(name, order)} "
                         "(`archdsl check SPEC` lists the layer names)", span)
-    frozen = {module_name(n) for n in order[: order.index(target) + 1]}
+    frozen = {net.module_path(n) for n in order[: order.index(target) + 1]}
     for key, param in model.named_parameters():
         if layer_of_parameter(key) in frozen:
             param.requires_grad_(False)

@@ -23,6 +23,15 @@ from .checkpoint import load_checkpoint  # noqa: E402
 from .codegen import generate_source  # noqa: E402
 from .module import to_torch  # noqa: E402
 from .onnx_export import export_onnx  # noqa: E402
-from .plan import build_plan, module_name  # noqa: E402
 
-__all__ = ["to_torch", "generate_source", "export_onnx", "load_checkpoint", "build_plan", "module_name"]
+
+def layer_module(model, net, layer_name: str):
+    """The submodule of `model` (built by `to_torch`) that computes `layer_name`, or None for a layer
+    written inline in `forward` (add, concat, flatten)."""
+    try:
+        return model.get_submodule(net.module_path(layer_name))
+    except AttributeError:
+        return None
+from .plan import build_plan  # noqa: E402
+
+__all__ = ["to_torch", "generate_source", "export_onnx", "load_checkpoint", "build_plan", "layer_module"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ...errors import ArchError
 from ...ir import Layer
+from ...naming import flat_module_name
 from ...ops import Add, Concat, Input, Scale
 from ...shapes import Shape
 from .ctor import Ctor
@@ -63,11 +64,6 @@ class Plan:
     @property
     def modules(self) -> list[Step]:
         return [s for s in self.steps if s.module is not None]
-
-
-def module_name(layer: Layer) -> str:
-    """The submodule's name: the layer's, dots made underscores (the TVM backend relies on it)."""
-    return layer.name.replace(".", "_")
 
 
 def class_name(network: str) -> str:
@@ -129,7 +125,7 @@ def build_plan(net) -> Plan:
     preferred = [preferred_name(net, layer, index) for layer in layers]
     tensor_names = graph.graph.get("tensor_names", {})
 
-    _check_module_names(layers)
+    _check_module_names(net)
     variable: dict[str, str] = {}
     live: dict[str, str] = {}  # variable → the node whose value it holds
     steps: list[Step] = []
@@ -145,7 +141,7 @@ def build_plan(net) -> Plan:
 
         name = preferred[i]
         if taken(name):
-            base = _identifier(tensor_names.get(layer.name) or module_name(layer))
+            base = _identifier(tensor_names.get(layer.name) or flat_module_name(layer.name))
             name, n = base, 1
             while taken(name):
                 n += 1
@@ -177,15 +173,15 @@ def _step(net, layer: Layer, i: int, variable: dict[str, str], last_use: dict[st
         and isinstance(net.layer(source).op, OVERWRITABLE)
     )
     emitted = emit(layer, shapes, may_overwrite)
-    attr = module_name(layer) if emitted.module is not None else None
+    attr = net.module_path(layer.name) if emitted.module is not None else None
     expr = emitted.expr.format(*(variable[n] for n in layer.inputs), m=f"self.{attr}")
     return Step(layer, attr, emitted.module, expr, variable[layer.name])
 
 
-def _check_module_names(layers: list[Layer]) -> None:
+def _check_module_names(net) -> None:
     seen: dict[str, str] = {}
-    for layer in layers:
-        name = module_name(layer)
+    for layer in net.layers:
+        name = net.module_path(layer.name)
         if name in MODULE_ATTRIBUTES or keyword.iskeyword(name):
             raise ArchError(
                 f"the layer name '{layer.name}' is taken by PyTorch's nn.Module; name the tensor differently"

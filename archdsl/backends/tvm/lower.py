@@ -20,7 +20,7 @@ import numpy as np
 
 from ...errors import ArchError
 from ._tvm import import_tvm
-from .weights import FoldPlan, bn_scale_shift, fold_batchnorms, module_name, op_kind, random_weights, read_state_dict
+from .weights import FoldPlan, bn_scale_shift, fold_batchnorms, op_kind, random_weights, read_state_dict
 
 
 @dataclass
@@ -37,13 +37,16 @@ class Lowered:
 class _Context:
     """What an emitter needs: the block builder and the layer's weights as Relax values."""
 
-    def __init__(self, relax, bb, plan: FoldPlan, bind_weights: bool):
-        self.relax, self.bb, self.plan, self.bind = relax, bb, plan, bind_weights
+    def __init__(self, relax, bb, net, plan: FoldPlan, bind_weights: bool):
+        self.relax, self.bb, self.net, self.plan, self.bind = relax, bb, net, plan, bind_weights
         self.param_vars: list = []
         self.param_values: dict[str, np.ndarray] = {}
 
     def weight(self, layer, pname: str):
-        return self.constant(self.plan.weights[layer.name][pname], f"{module_name(layer)}.{pname}")
+        return self.constant(self.plan.weights[layer.name][pname], f"{self.weight_prefix(layer)}.{pname}")
+
+    def weight_prefix(self, layer) -> str:
+        return self.net.module_path(layer.name)
 
     def has_weight(self, layer, pname: str) -> bool:
         return pname in self.plan.weights.get(layer.name, {})
@@ -144,8 +147,8 @@ def emit_batchnorm(ctx, layer, x):
         return x
     scale, shift = bn_scale_shift(layer.op, ctx.plan.weights[layer.name])
     ndim, op = len(_shape(x)), ctx.relax.op
-    y = ctx.emit(op.multiply(x, _channel_vector(ctx, ctx.constant(scale, f"{module_name(layer)}.scale"), ndim)))
-    return op.add(y, _channel_vector(ctx, ctx.constant(shift, f"{module_name(layer)}.shift"), ndim))
+    y = ctx.emit(op.multiply(x, _channel_vector(ctx, ctx.constant(scale, f"{ctx.weight_prefix(layer)}.scale"), ndim)))
+    return op.add(y, _channel_vector(ctx, ctx.constant(shift, f"{ctx.weight_prefix(layer)}.shift"), ndim))
 
 
 def emit_lrn(ctx, layer, x):
@@ -289,7 +292,7 @@ def lower(net, state_dict=None, *, batch: int = 1, bind_weights: bool = True, fo
     weights = random_weights(net) if state_dict is None else read_state_dict(net, state_dict)
     plan = fold_batchnorms(net, weights) if fold_bn else FoldPlan(weights=weights)
     bb = relax.BlockBuilder()
-    ctx = _Context(relax, bb, plan, bind_weights)
+    ctx = _Context(relax, bb, net, plan, bind_weights)
     input_layer = net.layers[0]
     input_shape = (batch, *net.input_shape)
     x = relax.Var(input_layer.name.replace(".", "_") or "x", relax.TensorType(input_shape, "float32"))

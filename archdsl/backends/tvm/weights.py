@@ -1,6 +1,6 @@
 """Weights for the lowering: read a PyTorch state_dict, check it fits, fold batch norms.
 
-The PyTorch backend names every module with parameters `layer.name.replace('.', '_')`
+The PyTorch backend puts every layer's tensors under `net.module_path(layer.name)`
 and uses PyTorch's standard names and layouts, so a state_dict from it (or from a
 checkpoint it wrote) maps onto the IR without any table. This module knows nothing of
 TVM: it works on numpy arrays only, so it is cheap to test.
@@ -13,11 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import ArchError
-
-
-def module_name(layer) -> str:
-    """The PyTorch backend's submodule name for a layer (dots are not allowed there)."""
-    return layer.name.replace(".", "_")
 
 
 def op_kind(op) -> str:
@@ -93,7 +88,7 @@ def read_state_dict(net, state_dict) -> dict[str, dict[str, np.ndarray]]:
         if op_kind(layer.op) in ("Conv", "Deconv") and layer.op.bias is None and "bias" not in shapes:
             shapes["bias"] = (layer.op.out_channels,)  # bias=None: present or not, both fit
         for pname, shape in shapes.items():
-            key = f"{module_name(layer)}.{pname}"
+            key = f"{net.module_path(layer.name)}.{pname}"
             if key not in state and pname == "bias" and layer.op.bias is None:
                 continue  # bias=None: the PyTorch backend decides; accept either
             if key not in state:

@@ -76,6 +76,7 @@ def validate(trained, options: ReportOptions) -> tuple[str, ...]:
         if bad:
             raise ArchError(f"--channel {bad[0]}: layer '{layer}' has channels 0 to {chosen.shape[0] - 1}",
                             chosen.span)
+    saliency.occlusion_window(trained.net, options.patch, options.stride)
     if options.embed_layer is not None:
         find_layer(trained, options.embed_layer, "--embed-layer")
     for name, value, low in (("--top-k", options.top_k, 1), ("--neighbours", options.neighbours, 1),
@@ -181,9 +182,7 @@ def _feature_maps(page: _Page, trained, layers: tuple[str, ...], picked: Picked)
 def _saliency(page: _Page, trained, picked: Picked, options: ReportOptions) -> dict:
     occluded = saliency.occlusion(trained, picked.image, options.patch, options.stride)
     gradient = saliency.gradient_saliency(trained, picked.image, occluded.target)
-    patch, stride = saliency.default_occlusion(trained.net)
-    patch = (options.patch,) * 2 if options.patch else patch
-    stride = (options.stride,) * 2 if options.stride else stride
+    patch, stride = saliency.occlusion_window(trained.net, options.patch, options.stride)
     names = trained.class_names
     target = names[occluded.target] if occluded.target < len(names) else str(occluded.target)
     page.text(f"<h2>Saliency: which pixels make it class {html.escape(str(target))}</h2>"

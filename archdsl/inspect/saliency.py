@@ -42,6 +42,15 @@ def default_occlusion(net: Network) -> tuple[tuple[int, int], tuple[int, int]]:
     return tuple(size), (max(1, size[0] // 2), max(1, size[1] // 2))
 
 
+def occlusion_window(net: Network, patch: Size | None = None,
+                     stride: Size | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(patch, stride) as (height, width) pairs: the ones given, checked, else `default_occlusion`'s."""
+    limit = tuple(net.input_shape[1:])
+    default_patch, default_stride = default_occlusion(net)
+    return (_pair(patch if patch is not None else default_patch, "--patch", limit),
+            _pair(stride if stride is not None else default_stride, "--stride", limit))
+
+
 def _pair(value: Size, option: str, limit: tuple[int, int]) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or any(int(v) < 1 for v in pair) or any(int(v) > m for v, m in zip(pair, limit)):
@@ -71,9 +80,7 @@ def occlusion(trained: Trained, image: torch.Tensor, patch: Size | None = None, 
               target: int | None = None, batch_size: int = 256) -> Saliency:
     """The drop in `target`'s probability when a grey patch hides each part of `image` (normalised (C, H, W))."""
     height, width = image.shape[1:]
-    default_patch, default_stride = default_occlusion(trained.net)
-    patch = _pair(patch if patch is not None else default_patch, "--patch", (height, width))
-    stride = _pair(stride if stride is not None else default_stride, "--stride", (height, width))
+    patch, stride = occlusion_window(trained.net, patch, stride)
     target, base = _target(trained, image, target)
     windows = [(top, left) for top in _starts(height, patch[0], stride[0]) for left in _starts(width, patch[1], stride[1])]
     drops = []

@@ -8,7 +8,10 @@ past the edge): output position i sees input coordinates start + i·j … start 
 Transposed convolutions and upsampling divide the jump instead, and widen the
 field by (⌈k/s⌉ − 1)·j_in: each of their outputs sees at most ⌈k/s⌉ inputs.
 Where branches merge, the field is the largest of the inputs', the jump and the
-start the smallest.
+start the smallest. Through convolutions and pooling these are exact; a transposed
+layer's outputs do not step evenly over its inputs (outputs 0 and 1 of upsample(2)
+read the same input), so after one a position's field is right to within one step
+of the transposed layer's input.
 """
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def top_patches(trained: Trained, layer: str, channels: list[int], k: int = 8,
     labels_seen: list[torch.Tensor] = []
     start = 0
     for images, labels in trained.batches(split):
-        maps = layer_values(trained, [layer], images)[layer][:, pick].flatten(2).cpu()  # (B, channels, positions)
+        maps = layer_values(trained, [layer], images)[layer].cpu()[:, pick].flatten(2)  # (B, channels, positions)
         strongest, position = maps.max(2)
         image_index = torch.arange(start, start + len(labels))[:, None]
         best = torch.cat([best, strongest.T], 1)

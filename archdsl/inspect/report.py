@@ -209,7 +209,8 @@ def _patches(page: _Page, trained, layers: tuple[str, ...], options: ReportOptio
         chosen = trained.model_net.layer(layer)
         channels = list(options.channels) or list(range(min(DEFAULT_CHANNELS, chosen.shape[0])))
         found = top_patches(trained, layer, channels, options.top_k, options.split)
-        rows = [[pictures.as_rgb(p) for p in patch_pixels(trained, found[c], options.split)] for c in channels]
+        crops = iter(patch_pixels(trained, [p for c in channels for p in found[c]], options.split))
+        rows = [[pictures.as_rgb(next(crops)) for _ in found[c]] for c in channels]
         field_h, field_w = chosen.receptive_field
         figures[layer] = {str(c): [{"image": p.image, "label": p.label, "activation": p.activation,
                                     "box": list(p.box)} for p in found[c]] for c in channels}

@@ -94,7 +94,10 @@ class Inspection:
         return embeddings.linear_probe(self.features(layer, "train"), self.features(layer, "test"), seed)
 
     def network_accuracy(self, split: str = "test") -> float:
-        return self.features(None, split).network_accuracy
+        """The network's own top-1 accuracy on `split` (its main output)."""
+        cached = [feats for (_, cached_split), feats in self._features.items() if cached_split == split]
+        feats = cached[0] if cached else self.features(next(iter(self.trained.model_net.output_nodes.values())), split)
+        return feats.network_accuracy
 
     def tsne(self, layer: str | None = None, split: str = "test", seed: int = 0,
              max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:

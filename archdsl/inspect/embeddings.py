@@ -1,6 +1,6 @@
 """The embedding space: a layer's output as a feature vector per image, and what it is good for.
 
-    default_embedding_layer(trained) -> name          the input of the last fc (the penultimate layer)
+    default_embedding_layer(trained) -> name          the input of the last fc (the head): the penultimate layer
     features(trained, layer, split) -> Features       (N, D) vectors, labels, the network's predictions
     knn_accuracy(reference, queries, k, metric)       k-NN classification accuracy in that space
     nearest(reference, vectors, k, metric)            indices and distances of the nearest reference images
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from archdsl.errors import ArchError
-from archdsl.ops import FC
 
 from .layers import find_layer, layer_values
 from .trained import Trained
@@ -40,13 +39,18 @@ class Features:
 
 
 def default_embedding_layer(trained: Trained) -> str:
-    """The input of the last fc layer: the network's own description of an image, just before the classes."""
+    """The input of the layer that makes the classes (the last fc): the network's own description of an image.
+
+    That layer is the main output's head (`train.heads`), so GoogLeNet's auxiliary classifiers are passed
+    over, and a network ending in a 1x1 convolution gets that convolution's input.
+    """
+    from archdsl.train import heads as heads_mod
+
     net = trained.model_net
-    last_fc = [layer for layer in net.layers if isinstance(layer.op, FC)]
-    if not last_fc:
-        raise ArchError(f"network '{trained.net.name}' has no fc layer, so no default embedding; choose one with "
-                        "--layer (e.g. its global average pool)")
-    return last_fc[-1].inputs[0]
+    head = net.layer(heads_mod.heads(net)[0].layer)
+    if not head.inputs:
+        raise ArchError(f"network '{trained.net.name}' has no layer before its output; choose one with --layer")
+    return head.inputs[0]
 
 
 def features(trained: Trained, layer: str, split: str = "test", batch_size: int = 256) -> Features:

@@ -11,7 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-_GAP = 0.35  # grey between tiles: tells them apart on black and white images alike
+# between tiles: a dark blue that no grey image has, so it is never mistaken for the grey (the
+# data set's mean) that fills the part of a patch lying in the padding
+_GAP = (0.12, 0.2, 0.4)
 _TILE = 48  # pixels a tile is enlarged to (at least), so that 5x5 kernels are visible
 
 
@@ -52,7 +54,8 @@ def grid(tiles: Sequence[np.ndarray], columns: int) -> np.ndarray:
     height, width = tiles[0].shape[:2]
     columns = max(1, min(columns, len(tiles)))
     rows = -(-len(tiles) // columns)
-    canvas = np.full((rows * (height + 1) + 1, columns * (width + 1) + 1, 3), _GAP, dtype=np.float32)
+    canvas = np.empty((rows * (height + 1) + 1, columns * (width + 1) + 1, 3), dtype=np.float32)
+    canvas[:] = _GAP
     for n, tile in enumerate(tiles):
         r, c = divmod(n, columns)
         canvas[1 + r * (height + 1):(r + 1) * (height + 1), 1 + c * (width + 1):(c + 1) * (width + 1)] = tile
@@ -62,7 +65,8 @@ def grid(tiles: Sequence[np.ndarray], columns: int) -> np.ndarray:
 def rows_of(rows: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
     """Rows of equal-sized tiles, each row as long as the longest (short rows padded with gap)."""
     columns = max(len(row) for row in rows)
-    blank = np.full_like(as_rgb(rows[0][0]), _GAP)
+    blank = np.empty_like(as_rgb(rows[0][0]))
+    blank[:] = _GAP
     return grid([tile for row in rows for tile in (*row, *[blank] * (columns - len(row)))], columns)
 
 

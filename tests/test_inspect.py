@@ -7,7 +7,8 @@ penultimate embedding is at least k-NN on raw pixels, a linear probe there is wi
 2 points of the network, and the report opens in headless Chromium with every image
 loaded. Hooks, patches and feature maps are checked against independent computations
 (torch.nn.functional on the checkpoint's tensors; pixels outside a receptive field
-changed without effect). Run with -s to see the figures.
+changed without effect) on a LeNet-5 trained for 3 epochs, since they hold for any weights.
+Run with -s to see the figures; the four measurements are marked slow.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from archdsl.errors import ArchError
 from archdsl.inspect import Inspection, saliency
 from archdsl.inspect.layers import layer_values
 from archdsl.inspect.patches import Patch, field_box, patch_pixels
-from archdsl.train.config import resolve_config
+from archdsl.train.config import overrides_from_pairs, resolve_config
 from archdsl.train.evaluate import EvalOptions, evaluate
 from archdsl.train.loop import RunOptions, train
 
@@ -48,11 +49,31 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lenet(run_dir) -> Inspection:
+def quick_dir(tmp_path_factory) -> Path:
+    """LeNet-5 trained for 3 epochs: the checks of what the pictures show hold for any weights."""
+    out = tmp_path_factory.mktemp("inspect") / "quick"
+    net = archdsl.load(LENET)
+    config = resolve_config(net.train_settings, overrides_from_pairs(["epochs=3"]))
+    train(net, config, RunOptions(out=out, progress=False, log=lambda line: None))
+    return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # LeNet-5 is tiny: more threads only contend on a shared 2-core machine
-    yield archdsl.load(LENET).inspect(run_dir / "last.pt")
+    yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lenet(run_dir, one_thread) -> Inspection:
+    return archdsl.load(LENET).inspect(run_dir / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def quick(quick_dir, one_thread) -> Inspection:
+    return archdsl.load(LENET).inspect(quick_dir / "last.pt")
 
 
 # ---- the measured figures ----------------------------------------------------------------------------------
@@ -175,33 +196,33 @@ def _lenet_by_hand(state: dict, image: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"conv1": conv1[0], "conv2": conv2[0], "tanh4": tanh4[0]}
 
 
-def test_feature_maps_and_embeddings_are_the_layers_outputs(lenet, run_dir):
-    state = torch.load(run_dir / "last.pt", weights_only=True)["model"]
-    image = lenet.trained.images_at("test", [7])[0][0]
+def test_feature_maps_and_embeddings_are_the_layers_outputs(quick, quick_dir):
+    state = torch.load(quick_dir / "last.pt", weights_only=True)["model"]
+    image = quick.trained.images_at("test", [7])[0][0]
     expected = _lenet_by_hand(state, image)
-    np.testing.assert_allclose(lenet.feature_maps("conv1", 7), expected["conv1"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(lenet.feature_maps("conv2", 7), expected["conv2"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(lenet.features().vectors[7], expected["tanh4"].numpy(), atol=1e-5)
-    np.testing.assert_allclose(lenet.filters(), state["conv1.weight"].numpy())
+    np.testing.assert_allclose(quick.feature_maps("conv1", 7), expected["conv1"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(quick.feature_maps("conv2", 7), expected["conv2"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(quick.features().vectors[7], expected["tanh4"].numpy(), atol=1e-5)
+    np.testing.assert_allclose(quick.filters(), state["conv1.weight"].numpy())
     norms = state["conv2.weight"].flatten(2).norm(dim=2).numpy()
-    np.testing.assert_allclose(lenet.kernel_norms("conv2"), norms, rtol=1e-6)
+    np.testing.assert_allclose(quick.kernel_norms("conv2"), norms, rtol=1e-6)
 
 
-def test_an_image_file_is_read_as_the_index_is(lenet, tmp_path):
+def test_an_image_file_is_read_as_the_index_is(quick, tmp_path):
     from PIL import Image
 
-    pixels = lenet.image(11)  # (1, 32, 32) in [0, 1], exactly uint8 steps
+    pixels = quick.image(11)  # (1, 32, 32) in [0, 1], exactly uint8 steps
     path = tmp_path / "digit.png"
     Image.fromarray((pixels[0] * 255).round().astype(np.uint8)).save(path)
-    np.testing.assert_allclose(lenet.feature_maps("conv2", path), lenet.feature_maps("conv2", 11), atol=1e-4)
+    np.testing.assert_allclose(quick.feature_maps("conv2", path), quick.feature_maps("conv2", 11), atol=1e-4)
     (tmp_path / "not.png").write_text("not an image")
     with pytest.raises(ArchError, match=r"cannot read it as an image"):
-        lenet.feature_maps("conv2", tmp_path / "not.png")
+        quick.feature_maps("conv2", tmp_path / "not.png")
 
 
-def test_patches_are_each_channels_strongest_positions_and_their_receptive_fields(lenet):
-    trained = lenet.trained
-    crops, patches = lenet.top_patches("conv2", channel=5, k=6)
+def test_patches_are_each_channels_strongest_positions_and_their_receptive_fields(quick):
+    trained = quick.trained
+    crops, patches = quick.top_patches("conv2", channel=5, k=6)
     assert crops.shape == (6, 1, 14, 14)  # conv2's receptive field
     assert len({p.image for p in patches}) == 6  # one patch per image
     activations = [p.activation for p in patches]
@@ -239,8 +260,8 @@ def test_a_patch_reaching_into_the_padding_shows_the_mean_there(inline):
     np.testing.assert_allclose(crop[:, 2:, 0], trained.data.info.mean[0])  # column -1
 
 
-def test_occlusion_by_the_whole_image_is_the_drop_to_a_grey_image(lenet):
-    trained = lenet.trained
+def test_occlusion_by_the_whole_image_is_the_drop_to_a_grey_image(quick):
+    trained = quick.trained
     image = trained.images_at("test", [3])[0][0]
     whole = saliency.occlusion(trained, image, patch=32, stride=32)
     with torch.no_grad():
@@ -249,41 +270,41 @@ def test_occlusion_by_the_whole_image_is_the_drop_to_a_grey_image(lenet):
     assert saliency.default_occlusion(trained.net) == ((6, 6), (3, 3))  # S2's field: the largest <= 32/4
 
 
-def test_nearest_neighbours_are_the_closest_training_vectors(lenet):
-    indices, distances = lenet.nearest([0, 4], k=3)
-    train, test = lenet.features(split="train").vectors, lenet.features().vectors
+def test_nearest_neighbours_are_the_closest_training_vectors(quick):
+    indices, distances = quick.nearest([0, 4], k=3)
+    train, test = quick.features(split="train").vectors, quick.features().vectors
     for row, query in enumerate([0, 4]):
         brute = np.linalg.norm(train - test[query], axis=1)
         np.testing.assert_array_equal(indices[row], np.argsort(brute, kind="stable")[:3])
         np.testing.assert_allclose(distances[row], np.sort(brute)[:3], rtol=1e-4)
-    cosine, _ = lenet.nearest([0], k=1, metric="cosine")
+    cosine, _ = quick.nearest([0], k=1, metric="cosine")
     unit = train / np.linalg.norm(train, axis=1, keepdims=True)
     assert cosine[0, 0] == int(np.argmax(unit @ (test[0] / np.linalg.norm(test[0]))))
-    points, labels = lenet.tsne(max_points=50)
+    points, labels = quick.tsne(max_points=50)
     assert points.shape == (50, 2) and labels.shape == (50,)
 
 
-def test_net_features_returns_numpy_arrays(run_dir):
-    vectors, labels = archdsl.load(LENET).features(run_dir, layer="conv3", split="val")
+def test_net_features_returns_numpy_arrays(quick_dir):
+    vectors, labels = archdsl.load(LENET).features(quick_dir, layer="conv3", split="val")
     assert isinstance(vectors, np.ndarray) and vectors.shape == (180, 120) and labels.shape == (180,)
 
 
 # ---- embed -------------------------------------------------------------------------------------------------------
 
 
-def test_embed_writes_features_and_labels_and_fits_a_probe(lenet, run_dir, tmp_path, capsys):
-    out = tmp_path / "feats" / "lenet.npz"
-    assert main(["embed", str(LENET), str(run_dir / "last.pt"), "--layer", "tanh4", "-o", str(out), "--probe"]) == 0
+def test_embed_writes_features_and_labels_and_fits_a_probe(quick, quick_dir, tmp_path, capsys):
+    out = tmp_path / "feats" / "lenet5.npz"
+    assert main(["embed", str(LENET), str(quick_dir / "last.pt"), "--layer", "tanh4", "-o", str(out), "--probe"]) == 0
     printed = capsys.readouterr().out
     assert re.search(r"linear probe on tanh4: test top-1 \d+\.\d\d% \(trained on 1258 images; the network itself", printed)
     with np.load(out) as saved:
         assert str(saved["layer"]) == "tanh4" and list(saved["class_names"]) == [str(d) for d in range(10)]
         for split, count in (("train", 1258), ("val", 180), ("test", 359)):
             assert saved[f"{split}_features"].shape == (count, 84)
-            np.testing.assert_array_equal(saved[f"{split}_labels"], lenet.features(split=split).labels)
-        np.testing.assert_allclose(saved["test_features"], lenet.features().vectors)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["lenet.npz"]  # no temporary file left
-    assert main(["embed", str(LENET), str(run_dir), "-o", str(tmp_path / "f.txt")]) == 1
+            np.testing.assert_array_equal(saved[f"{split}_labels"], quick.features(split=split).labels)
+        np.testing.assert_allclose(saved["test_features"], quick.features().vectors)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["lenet5.npz"]  # no temporary file left
+    assert main(["embed", str(LENET), str(quick_dir), "-o", str(tmp_path / "f.txt")]) == 1
     assert "expected a .npz file" in capsys.readouterr().err
 
 
@@ -337,34 +358,34 @@ def test_an_inline_layer_no_module_reads_alone_is_explained(inline):
 # ---- bad input -----------------------------------------------------------------------------------------------------
 
 
-def test_an_unknown_layer_gets_did_you_mean_and_the_list(run_dir, tmp_path, capsys):
+def test_an_unknown_layer_gets_did_you_mean_and_the_list(quick_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["inspect", str(LENET), str(run_dir), "-o", str(out), "--layer", "conv22"]) == 1
+    assert main(["inspect", str(LENET), str(quick_dir), "-o", str(out), "--layer", "conv22"]) == 1
     err = capsys.readouterr().err
     assert "error: --layer: the network 'lenet5' has no layer 'conv22'; did you mean 'conv2'?" in err
     assert "input, conv1, tanh1, avgpool1, conv2, tanh2, avgpool2, conv3, tanh3, fc1, tanh4, fc2" in err
     assert "Traceback" not in err and not out.exists()
 
 
-def test_feature_maps_of_an_fc_say_it_has_no_spatial_map(lenet, run_dir, tmp_path, capsys):
+def test_feature_maps_of_an_fc_say_it_has_no_spatial_map(quick, quick_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["inspect", str(LENET), str(run_dir), "-o", str(out), "--layer", "fc1"]) == 1
+    assert main(["inspect", str(LENET), str(quick_dir), "-o", str(out), "--layer", "fc1"]) == 1
     err = capsys.readouterr().err
     assert re.search(r"lenet5\.arch:13:1: error: --layer fc1: layer 'fc1' \(fc-84\) outputs 84, a vector with no "
                      r"spatial map, so it has no feature maps", err)
     assert "fc-84 tanh" in err and not out.exists()
     with pytest.raises(ArchError, match="no spatial map"):
-        lenet.feature_maps("tanh4")
+        quick.feature_maps("tanh4")
 
 
-def test_a_checkpoint_of_another_spec_names_the_tensor_that_differs(run_dir, tmp_path, capsys):
+def test_a_checkpoint_of_another_spec_names_the_tensor_that_differs(quick_dir, tmp_path, capsys):
     other = tmp_path / "other.arch"
     other.write_text(LENET.read_text().replace("conv5-6  tanh", "conv5-8  tanh"))
-    assert main(["inspect", str(other), str(run_dir), "-o", str(tmp_path / "out")]) == 1
+    assert main(["inspect", str(other), str(quick_dir), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "was not trained from spec 'lenet5'" in err
     assert "conv1 (weight 6x1x5x5 in the checkpoint, 8x1x5x5 in the spec)" in err
-    assert main(["embed", str(other), str(run_dir), "-o", str(tmp_path / "f.npz")]) == 1
+    assert main(["embed", str(other), str(quick_dir), "-o", str(tmp_path / "f.npz")]) == 1
     assert "conv1 (weight 6x1x5x5" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "f.npz").exists()
 
@@ -378,17 +399,17 @@ def test_a_checkpoint_of_another_spec_names_the_tensor_that_differs(run_dir, tmp
     (["--embed-layer", "fc3"], "--embed-layer: the network 'lenet5' has no layer 'fc3'; did you mean 'fc2'?"),
     (["--top-k", "0"], "--top-k expects a number >= 1, got 0"),
 ])
-def test_bad_options_are_clear_errors_and_write_nothing(run_dir, tmp_path, capsys, args, message):
+def test_bad_options_are_clear_errors_and_write_nothing(quick_dir, tmp_path, capsys, args, message):
     out = tmp_path / "out"
-    assert main(["inspect", str(LENET), str(run_dir), "-o", str(out), *args]) == 1
+    assert main(["inspect", str(LENET), str(quick_dir), "-o", str(out), *args]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and "internal error" not in err
     assert not out.exists()
 
 
-def test_nothing_is_written_outside_the_output_folder(run_dir, tmp_path, run_archdsl):
+def test_nothing_is_written_outside_the_output_folder(quick_dir, tmp_path, run_archdsl):
     checkpoint = tmp_path / "ckpt"
-    shutil.copytree(run_dir, checkpoint)
+    shutil.copytree(quick_dir, checkpoint)
     work = tmp_path / "cwd"
     work.mkdir()
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))

@@ -10,6 +10,7 @@ it), or, for an output, from the model's result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 
 from archdsl.errors import ArchError, did_you_mean

@@ -284,6 +284,21 @@ def test_nearest_neighbours_are_the_closest_training_vectors(quick):
     assert points.shape == (50, 2) and labels.shape == (50,)
 
 
+def test_max_images_samples_the_splits_for_the_embeddings_figures(quick, quick_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["inspect", str(LENET), str(quick_dir), "-o", str(out), "--layer", "conv1", "--max-images", "300",
+                 "--queries", "2", "--json"]) == 0
+    embedding = json.loads(capsys.readouterr().out)["embedding"]
+    assert embedding["reference_images"] == 300 and embedding["query_images"] == 300
+    assert "300 of the 1258 train images, drawn at random (--max-images)" in (out / "report.html").read_text()
+    sampled = quick.features(split="train", limit=300)
+    np.testing.assert_allclose(sampled.vectors, quick.features(split="train").vectors[sampled.images])
+    nearest = embedding["neighbours_euclidean"]["2"]  # indices in the train split, among the sampled ones
+    assert set(nearest) <= set(sampled.images.tolist())
+    brute = np.linalg.norm(sampled.vectors - quick.features().vectors[2], axis=1)
+    assert nearest == sampled.images[np.argsort(brute, kind="stable")[:5]].tolist()
+
+
 def test_net_features_returns_numpy_arrays(quick_dir):
     vectors, labels = archdsl.load(LENET).features(quick_dir, layer="conv3", split="val")
     assert isinstance(vectors, np.ndarray) and vectors.shape == (180, 120) and labels.shape == (180,)
@@ -398,6 +413,7 @@ def test_a_checkpoint_of_another_spec_names_the_tensor_that_differs(quick_dir, t
     (["--patch", "40"], "--patch expects a size from 1 to the input's 32x32, got 40"),
     (["--embed-layer", "fc3"], "--embed-layer: the network 'lenet5' has no layer 'fc3'; did you mean 'fc2'?"),
     (["--top-k", "0"], "--top-k expects a number >= 1, got 0"),
+    (["--max-images", "3"], "--max-images expects at least 5"),
 ])
 def test_bad_options_are_clear_errors_and_write_nothing(quick_dir, tmp_path, capsys, args, message):
     out = tmp_path / "out"

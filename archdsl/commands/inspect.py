@@ -36,6 +36,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--neighbours", type=int, default=5, metavar="K", help="neighbours shown per query (default: 5)")
     p.add_argument("--knn", type=int, default=5, metavar="K", help="k of the k-NN accuracy (default: 5)")
     p.add_argument("--tsne-points", type=int, default=2000, metavar="N", help="at most this many images in the t-SNE (default: 2000)")
+    p.add_argument("--max-images", type=int, default=10_000, metavar="N",
+                   help="the embedding's k-NN, probe and t-SNE use at most N images of each split, drawn at random "
+                   "(default: 10000; raw pixels of more would not fit in memory)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     p.add_argument("--json", action="store_true", help="print the report's figures (summary.json) as one JSON object")
 
@@ -53,7 +56,7 @@ def run(args) -> int:
         print(warning.format(), file=sys.stderr)
     options = ReportOptions(tuple(args.layer), args.image, args.split, tuple(args.channel), args.top_k, args.patch,
                             args.stride, args.embed_layer, tuple(args.queries), args.neighbours, args.knn,
-                            args.tsne_points)
+                            args.tsne_points, args.max_images)
     with inference_threads(net):
         inspection = Inspection.open(net, args.checkpoint, args.dataset, args.device)
         report = inspection.report(Path(args.out), options)

@@ -1,7 +1,7 @@
 """The embedding space: a layer's output as a feature vector per image, and what it is good for.
 
     default_embedding_layer(trained) -> name          the input of the last fc (the head): the penultimate layer
-    features(trained, layer, split) -> Features       (N, D) vectors, labels, the network's predictions
+    features(trained, layer, split, limit) -> Features (N, D) vectors, labels, the network's predictions
     knn_accuracy(reference, queries, k, metric)       k-NN classification accuracy in that space
     nearest(reference, vectors, k, metric)            indices and distances of the nearest reference images
     linear_probe(train, test)                         logistic regression on train, accuracy on test
@@ -32,6 +32,7 @@ class Features:
     vectors: np.ndarray  # (N, D) float32
     labels: np.ndarray  # (N,) int64
     predictions: np.ndarray  # (N,) the network's own top-1 class
+    images: np.ndarray  # (N,) each row's index in the split: all of them, or a sample (see `sample`)
 
     @property
     def network_accuracy(self) -> float:
@@ -53,19 +54,44 @@ def default_embedding_layer(trained: Trained) -> str:
     return head.inputs[0]
 
 
-def features(trained: Trained, layer: str, split: str = "test", batch_size: int = 256) -> Features:
+def sample(count: int, limit: int | None, seed: int = 0) -> np.ndarray:
+    """The indices of a split's images that are used: all `count`, or a seeded random `limit` of them, sorted.
+
+    It depends on nothing but its arguments, so every layer of a split is sampled alike.
+    """
+    if limit is None or count <= limit:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, limit, replace=False))
+
+
+def features(trained: Trained, layer: str, split: str = "test", limit: int | None = None,
+             batch_size: int = 256) -> Features:
+    """`layer`'s output, flattened, for the images of `split` (at most `limit` of them, see `sample`)."""
     find_layer(trained, layer)
     output = next(iter(trained.model_net.output_nodes.values()))
+    chosen = sample(trained.split_size(split), limit)
+    wanted = np.zeros(trained.split_size(split), dtype=bool)
+    wanted[chosen] = True
     vectors, labels, predictions = [], [], []
+    start = 0
     for images, truth in trained.batches(split, batch_size):
-        values = layer_values(trained, list(dict.fromkeys([layer, output])), images)
+        keep = torch.from_numpy(wanted[start:start + len(truth)])
+        start += len(truth)
+        if not keep.any():
+            continue
+        values = layer_values(trained, list(dict.fromkeys([layer, output])), images[keep])
         vectors.append(values[layer].flatten(1).cpu())
         predictions.append(values[output].flatten(1).argmax(1).cpu())
-        labels.append(truth.cpu())
+        labels.append(truth[keep].cpu())
     if not vectors:
         raise ArchError(f"the {split} split is empty; choose another split")
     return Features(layer, split, torch.cat(vectors).numpy().astype(np.float32), torch.cat(labels).numpy(),
-                    torch.cat(predictions).numpy())
+                    torch.cat(predictions).numpy(), chosen)
+
+
+def vectors_of(trained: Trained, layer: str, images: torch.Tensor) -> np.ndarray:
+    """`layer`'s output, flattened, for a batch of normalised images."""
+    return layer_values(trained, [layer], images)[layer].flatten(1).cpu().numpy()
 
 
 def _check_metric(metric: str) -> None:
@@ -91,14 +117,14 @@ def knn_accuracy(reference: Features, queries: Features, k: int = 5, metric: str
 
 def nearest(reference: Features, vectors: np.ndarray, k: int = 5,
             metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
-    """(indices into `reference`, distances), each (queries, k), nearest first."""
+    """(indices of the reference split's images, distances), each (queries, k), nearest first."""
     from sklearn.neighbors import NearestNeighbors
 
     _check_metric(metric)
     _check_k(k, reference)
     index = NearestNeighbors(n_neighbors=k, metric=metric, algorithm="brute").fit(reference.vectors)
-    distances, indices = index.kneighbors(np.asarray(vectors, dtype=np.float32))
-    return indices, distances
+    distances, rows = index.kneighbors(np.asarray(vectors, dtype=np.float32))
+    return reference.images[rows], distances
 
 
 def linear_probe(train: Features, test: Features, seed: int = 0) -> float:
@@ -115,14 +141,12 @@ def linear_probe(train: Features, test: Features, seed: int = 0) -> float:
 
 
 def tsne(feats: Features, seed: int = 0, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
-    """(points (n, 2), the indices of `feats` they are): at most `max_points` images, drawn at random."""
+    """(points (n, 2), the rows of `feats` they are): at most `max_points` images, drawn at random."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits  # scikit-learn's own dependency
 
     count = len(feats.labels)
-    chosen = np.arange(count)
-    if count > max_points:
-        chosen = np.sort(np.random.default_rng(seed).choice(count, max_points, replace=False))
+    chosen = sample(count, max_points, seed)
     if len(chosen) < 5:
         raise ArchError(f"t-SNE needs at least 5 images; the {feats.split} split has {count}")
     perplexity = min(30.0, (len(chosen) - 1) / 3)

@@ -48,6 +48,7 @@ class ReportOptions:
     neighbours: int = 5
     knn: int = 5
     tsne_points: int = 2000
+    max_images: int | None = 10_000  # the embedding's figures use at most this many images of a split
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ def validate(trained, options: ReportOptions) -> tuple[str, ...]:
                              ("--knn", options.knn, 1), ("--tsne-points", options.tsne_points, 5)):
         if value < low:
             raise ArchError(f"{name} expects a number >= {low}, got {value}")
+    fewest = max(options.knn, options.neighbours, 5)  # the k-NN's k, the neighbours shown, t-SNE's least
+    if options.max_images is not None and options.max_images < fewest:
+        raise ArchError(f"--max-images expects at least {fewest} (--knn, --neighbours and t-SNE need that many "
+                        f"images), got {options.max_images}")
     size = trained.split_size(options.split)
     bad = [q for q in options.queries if not 0 <= q < size]
     if bad:
@@ -226,10 +231,11 @@ def _embedding(page: _Page, inspection, options: ReportOptions) -> dict:
     trained = inspection.trained
     layer = options.embed_layer or embeddings.default_embedding_layer(trained)
     pixels_layer = trained.net.graph.graph["input"]
-    train, test = inspection.features(layer, "train"), inspection.features(layer, options.split)
+    limit = options.max_images
+    train, test = inspection.features(layer, "train", limit), inspection.features(layer, options.split, limit)
     knn = {metric: embeddings.knn_accuracy(train, test, options.knn, metric) for metric in embeddings.METRICS}
-    raw = embeddings.knn_accuracy(inspection.features(pixels_layer, "train"),
-                                  inspection.features(pixels_layer, options.split), options.knn)
+    raw = embeddings.knn_accuracy(inspection.features(pixels_layer, "train", limit),
+                                  inspection.features(pixels_layer, options.split, limit), options.knn)
     probe = embeddings.linear_probe(train, test)
     figures = {"layer": layer, "dimensions": int(train.vectors.shape[1]), "k": options.knn,
                "knn_accuracy": knn["euclidean"], "knn_accuracy_cosine": knn["cosine"], "knn_accuracy_raw_pixels": raw,
@@ -243,25 +249,34 @@ def _embedding(page: _Page, inspection, options: ReportOptions) -> dict:
     page.text(f"<h2>Embedding: {html.escape(layer)} ({train.vectors.shape[1]} dimensions)</h2><table>"
               f"<tr><th></th><th>{options.split} accuracy</th></tr>"
               + "".join(f"<tr><td>{html.escape(name)}</td><td>{value:.2%}</td></tr>" for name, value in rows)
-              + f"</table><p>Reference set: the {len(train.labels)} training images; queries: the {len(test.labels)} "
-              f"{options.split} images.</p>")
+              + f"</table><p>Reference set: {_count(train, trained, 'train')}; queries: "
+              f"{_count(test, trained, options.split)}.</p>")
     queries = list(options.queries)
     if queries:
         size = trained.net.input_shape[1:]
-        query_pixels = trained.pixels(trained.images_at(options.split, queries)[0]).numpy()
+        query_images = trained.images_at(options.split, queries)[0]
+        query_vectors = embeddings.vectors_of(trained, layer, query_images)
+        query_pixels = trained.pixels(query_images).numpy()
         for metric in embeddings.METRICS:
-            indices, _ = embeddings.nearest(train, test.vectors[queries], options.neighbours, metric)
+            indices, _ = embeddings.nearest(train, query_vectors, options.neighbours, metric)
             found = trained.pixels(trained.images_at("train", indices.reshape(-1))[0]).numpy()
             found = found.reshape(len(queries), options.neighbours, *found.shape[1:])
-            rows_ = [[pictures.as_rgb(q), *map(pictures.as_rgb, row)] for q, row in zip(query_pixels, found)]
+            tiles = [[pictures.as_rgb(q), *map(pictures.as_rgb, row)] for q, row in zip(query_pixels, found)]
             figures[f"neighbours_{metric}"] = {str(q): indices[i].tolist() for i, q in enumerate(queries)}
             distance = "L2 distance" if metric == "euclidean" else "cosine distance"
             page.image(f"neighbours_{metric}.png",
                        f"Nearest neighbours by {distance} in {layer}: each row a {options.split} image, then its "
                        f"{options.neighbours} nearest training images, nearest first.",
-                       lambda path, rows_=rows_: pictures.save_png(pictures.rows_of(rows_), path, max(size)))
+                       lambda path, tiles=tiles: pictures.save_png(pictures.rows_of(tiles), path, max(size)))
     points, chosen = embeddings.tsne(test, 0, options.tsne_points)
     page.image("tsne.png", f"t-SNE of {layer} on the {options.split} split ({len(chosen)} images), coloured by class.",
                lambda path: pictures.scatter(points, test.labels[chosen], trained.class_names, path,
                                              f"{trained.net.name}: t-SNE of {layer}"))
     return figures
+
+
+def _count(feats, trained, split: str) -> str:
+    total = trained.split_size(split)
+    if len(feats.labels) == total:
+        return f"the {total} {split} images"
+    return f"{len(feats.labels)} of the {total} {split} images, drawn at random (--max-images)"

@@ -72,30 +72,37 @@ class Inspection:
         found = patches_mod.top_patches(self.trained, layer, [channel], k, split)[channel]
         return np.stack(patches_mod.patch_pixels(self.trained, found, split)), found
 
-    def features(self, layer: str | None = None, split: str = "test") -> embeddings.Features:
+    def features(self, layer: str | None = None, split: str = "test", limit: int | None = None) -> embeddings.Features:
+        """`layer`'s vectors for `split` (default: the input of the last fc); at most `limit` images, sampled."""
         layer = layer or embeddings.default_embedding_layer(self.trained)
         find_layer(self.trained, layer)
-        key = (layer, split)
+        key = (layer, split, limit)
         if key not in self._features:
-            self._features[key] = embeddings.features(self.trained, layer, split)
+            self._features[key] = embeddings.features(self.trained, layer, split, limit)
         return self._features[key]
 
     def nearest(self, images, k: int = 5, metric: str = "euclidean", layer: str | None = None,
-                split: str = "test", reference: str = "train") -> tuple[np.ndarray, np.ndarray]:
-        """For images of `split` (indices), the `k` nearest `reference` images in `layer`'s space: (indices, distances)."""
-        queries = self.features(layer, split).vectors[np.asarray(images, dtype=np.int64)]
-        return embeddings.nearest(self.features(layer, reference), queries, k, metric)
+                split: str = "test", reference: str = "train",
+                limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """For images of `split` (indices), the `k` nearest `reference` images in `layer`'s space:
+        (their indices in the reference split, distances)."""
+        layer = layer or embeddings.default_embedding_layer(self.trained)
+        queries = embeddings.vectors_of(self.trained, layer, self.trained.images_at(split, images)[0])
+        return embeddings.nearest(self.features(layer, reference, limit), queries, k, metric)
 
-    def knn_accuracy(self, layer: str | None = None, k: int = 5, metric: str = "euclidean") -> float:
+    def knn_accuracy(self, layer: str | None = None, k: int = 5, metric: str = "euclidean",
+                     limit: int | None = None) -> float:
         """k-NN accuracy on the test split with the train split as the reference set."""
-        return embeddings.knn_accuracy(self.features(layer, "train"), self.features(layer, "test"), k, metric)
+        return embeddings.knn_accuracy(self.features(layer, "train", limit), self.features(layer, "test", limit), k,
+                                       metric)
 
-    def linear_probe(self, layer: str | None = None, seed: int = 0) -> float:
-        return embeddings.linear_probe(self.features(layer, "train"), self.features(layer, "test"), seed)
+    def linear_probe(self, layer: str | None = None, seed: int = 0, limit: int | None = None) -> float:
+        return embeddings.linear_probe(self.features(layer, "train", limit), self.features(layer, "test", limit), seed)
 
     def network_accuracy(self, split: str = "test") -> float:
         """The network's own top-1 accuracy on `split` (its main output)."""
-        cached = [feats for (_, cached_split), feats in self._features.items() if cached_split == split]
+        cached = [feats for (_, cached_split, limit), feats in self._features.items()
+                  if cached_split == split and limit is None]
         feats = cached[0] if cached else self.features(next(iter(self.trained.model_net.output_nodes.values())), split)
         return feats.network_accuracy
 

@@ -84,6 +84,9 @@ class Layer:
     memory: int = 0  # bytes of the output activation, fp32, batch 1
     receptive_field: tuple[int, ...] = ()
     jump: tuple[int | float, ...] = ()  # an int while whole; a float after transposed layers
+    # where the field of the first output position starts on the input (negative into padding):
+    # output position i sees input coordinates field_start + i·jump … field_start + i·jump + receptive_field − 1
+    field_start: tuple[int | float, ...] = ()
 
     @property
     def line(self) -> int | None:

@@ -88,6 +88,18 @@ class Network:
 
         return to_tvm(self, state_dict=state_dict, target=target, **kwargs)
 
+    def inspect(self, checkpoint, dataset: str | None = None, device: str = "cpu"):
+        """What the network trained into `checkpoint` sees: an `archdsl.inspect.Inspection` (numpy answers)."""
+        from .inspect import Inspection
+
+        return Inspection.open(self, checkpoint, dataset, device)
+
+    def features(self, checkpoint, layer: str | None = None, split: str = "test", dataset: str | None = None,
+                 device: str = "cpu"):
+        """(vectors (N, D), labels (N,)) of `layer` (default: the input of the last fc) on a split, as numpy arrays."""
+        found = self.inspect(checkpoint, dataset, device).features(layer, split)
+        return found.vectors, found.labels
+
     def render(self, path, **kwargs):
         from .render import render
 

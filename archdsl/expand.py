@@ -155,9 +155,11 @@ class Expander:
             self.batchnorms += 1
         return node
 
-    def new_instance(self, scope: Scope, kind: BlockKind, name: str, span: Span | None, *, entry: str, user=False) -> str:
+    def new_instance(self, scope: Scope, kind: BlockKind, name: str, span: Span | None, *, entry: str, user=False,
+                     args: tuple[tuple[str, Any], ...] = ()) -> str:
         instance = self._unique(scope, name)
-        self.graph.blocks[instance] = BlockInstance(instance, kind, name, span, scope.instance, user=user, entry=entry)
+        self.graph.blocks[instance] = BlockInstance(instance, kind, name, span, scope.instance, user=user, entry=entry,
+                                                    args=args)
         return instance
 
     def new_part(self, instance: str, kind: BlockKind, name: str, span: Span | None, *, entry: str, inserted=False) -> str:

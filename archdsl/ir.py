@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
@@ -54,6 +55,7 @@ class BlockInstance:
     skip: str | None = None  # the merge's input that bypasses the body: a residual's identity or shortcut end, se's x
     shortcut: str | None = None  # the id of a residual's shortcut part, when it has one
     inserted: bool = False  # a part archdsl made itself (the projection shortcut)
+    args: tuple[tuple[str, Any], ...] = ()  # a user block's parameters as this call bound them: (('c', 64), ('s', 2))
 
     @property
     def depth(self) -> int:

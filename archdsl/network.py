@@ -64,11 +64,16 @@ class Network:
         return sum(layer.memory for layer in self.layers)
 
     @functools.cached_property
+    def module_layout(self):
+        """How `to_torch()`'s module is laid out: block classes, stages, containers (see `naming`)."""
+        from .naming import layout
+
+        return layout(self)
+
+    @functools.cached_property
     def module_paths(self) -> dict[str, str]:
         """Layer name → the dotted path of its submodule in `to_torch()`'s module (see `naming`)."""
-        from .naming import module_paths
-
-        return module_paths(self)
+        return self.module_layout.paths
 
     def module_path(self, layer_name: str) -> str:
         return self.module_paths[layer_name]

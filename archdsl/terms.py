@@ -111,7 +111,8 @@ class BlockCall:
             composites = [t for t in terms if type(t) in COMPOSITES]
             composite = COMPOSITES[type(composites[0])] if len(composites) == 1 else None
             kind = composite.kind if composite else BlockKind.BLOCK
-            instance = ex.new_instance(scope, kind, block.name, term.span, entry=current, user=True)
+            args = tuple((p.name, env[p.name]) for p in block.params)
+            instance = ex.new_instance(scope, kind, block.name, term.span, entry=current, user=True, args=args)
             inner = scope.child(instance, share_names=False, env=env, ctx=ctx)
             for t in terms:
                 if composite is not None and t is composites[0]:

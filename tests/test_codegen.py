@@ -118,18 +118,41 @@ def test_the_file_imports_only_torch(resnet_source):
 
 def test_forward_is_straight_line_with_shape_comments(resnet_source):
     tree = ast.parse(resnet_source)
-    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef)]
-    assert cls.name == "Resnet18"
-    forward = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
-    assert all(isinstance(stmt, (ast.Assign, ast.Return)) for stmt in forward.body)
-    lines = resnet_source.splitlines()[forward.lineno : forward.end_lineno]
-    statements = [line for line in lines if line.strip() and not line.strip().startswith(("#", "return"))]
-    assert all(re.search(r"  # \d+(x\d+)*$", line) for line in statements), statements
-    # torchvision's reading: a body `out`, a shortcut, the main chain `x`
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert set(classes) == {"Resnet18", "Basic", "BasicProjection"}  # the network, a plain block, one with a projection
+    lines = resnet_source.splitlines()
+    for cls in classes.values():
+        forward = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "forward")
+        assert all(isinstance(stmt, (ast.Assign, ast.Return)) for stmt in forward.body)
+        body = lines[forward.lineno : forward.end_lineno]
+        statements = [line for line in body if line.strip() and not line.strip().startswith(("#", "return"))]
+        assert all(re.search(r"  # \S+$", line) for line in statements), statements
+    # torchvision's reading: a body `out`, a shortcut, the main chain `x`; shapes in the block's parameters
     assert "        x = self.conv1(x)  # 64x112x112" in lines
-    assert "        out = self.basic1_conv1(x)  # 64x56x56" in lines
-    assert "        x = out + x  # 64x56x56" in lines
-    assert any(re.fullmatch(r"        shortcut = self\.\w+_shortcut_conv\(x\)  # 128x28x28", line) for line in lines)
+    assert "        x = self.layer2(x)  # 128x28x28" in lines
+    assert "        out = self.conv1(x)  # c×H×W" in lines
+    assert "        x = out + x  # c×H×W" in lines
+    assert "        shortcut = self.shortcut(x)  # c×H/2×W/2" in lines
+    assert "    def forward(self, x):  # N×in_channels×H×W" in lines
+
+
+def test_blocks_become_classes_and_stages_sequentials(resnet_source):
+    """torchvision's layout: `layer2` is an nn.Sequential of block instances, whose parameters are
+    the block's own (`c`) and its input's channels; state_dict keys read `layer2.0.conv1.weight`."""
+    assert "self.layer2 = nn.Sequential(BasicProjection(64, c=128), Basic(128, c=128))" in resnet_source
+    assert "    def __init__(self, in_channels, c):" in resnet_source
+    assert "        self.conv1 = nn.Conv2d(in_channels, c, kernel_size=3, stride=2, padding=1, bias=False)  # conv3-c/s" in resnet_source
+    assert "        self.shortcut.conv = nn.Conv2d(in_channels, c, kernel_size=1, stride=2, bias=False)" in resnet_source
+    net = archdsl.load(RESNET18)
+    model = to_torch(net)
+    keys = list(model.state_dict())
+    assert keys[:2] == ["conv1.weight", "bn1.weight"]
+    assert "layer2.0.conv1.weight" in keys and "layer2.0.shortcut.conv.weight" in keys and "layer4.1.bn2.running_var" in keys
+    assert isinstance(model.layer3, torch.nn.Sequential) and len(model.layer3) == 2
+    assert net.module_path("basic3.conv1") == "layer2.0.conv1"
+    assert model.get_submodule(net.module_path("basic3.shortcut.conv")) is model.layer2[0].shortcut.conv
+    with torch.no_grad():  # a stage can be run on its own, as torchvision's can
+        assert model.layer2(torch.randn(1, 64, 56, 56)).shape == (1, 128, 28, 28)
 
 
 def test_init_lists_the_spec_layers(resnet_source):
@@ -147,7 +170,7 @@ def test_branches_and_kept_tensors_get_their_names(tmp_path):
     assert "x = torch.cat([b1, b2, b3, b4], 1)" in googlenet
     assert "return {'output': x, 'aux1': aux1, 'aux2': aux2}" in googlenet
     se = generate_source(archdsl.load(ROOT / "specs" / "se_resnet50.arch"))
-    assert re.search(r"out = out \* s\.view\(-1, 256, 1, 1\)", se)
+    assert "out = out * s[:, :, None, None]" in se
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import torch
 from torch import nn  # noqa: E402
 
 import archdsl  # noqa: E402
-from archdsl.backends.torch import build_plan, to_torch  # noqa: E402
+from archdsl.backends.torch import layer_module, to_torch  # noqa: E402
 from archdsl.errors import ArchError  # noqa: E402
 from archdsl.ops import REGISTRY  # noqa: E402
 
@@ -102,11 +102,11 @@ def test_every_layer_shape_matches_the_ir(name):
 
         return record
 
-    for key, module in model.named_children():
-        module.register_forward_hook(hook(key))
+    modules = {path for path in by_name if layer_module(model, net, by_name[path].name) is not None}
+    for key in modules:  # each layer's own module, wherever the hierarchy puts it
+        model.get_submodule(key).register_forward_hook(hook(key))
     with torch.no_grad():
         model(torch.randn(2, *net.input_shape))
-    modules = {key for key, _ in model.named_children()}
     assert modules and seen_out.keys() == modules  # every module ran
     for key in modules:
         layer = by_name[key]
@@ -117,11 +117,11 @@ def test_every_layer_shape_matches_the_ir(name):
         assert seen_in[key] == expected_in, key
     # the ops written inline (add, concat, flatten, scale) are checked by their consumers'
     # inputs above; check that each of them does have a consumer module or is an output
-    inline = [s for s in build_plan(net).steps if s.module is None]
+    inline = [layer for layer in net.layers[1:] if layer_module(model, net, layer.name) is None]
     assert all(
-        any(net.module_path(c) in modules for c in net.graph.successors(s.layer.name))
-        or s.layer.name in net.output_nodes.values()
-        for s in inline
+        any(net.module_path(c) in modules for c in net.graph.successors(layer.name))
+        or layer.name in net.output_nodes.values()
+        for layer in inline
     )
 
 
@@ -142,18 +142,19 @@ def test_submodules_are_named_after_layers():
     net = archdsl.load(ALL_OPS)
     model = to_torch(net)
     with_params = {net.module_path(layer.name) for layer in net.layers if layer.params}
-    children = dict(model.named_children())
-    assert with_params <= set(children)
+    modules = dict(model.named_modules())
+    assert with_params <= set(modules)
     for layer in net.layers:
         if layer.params:
-            got = sum(p.numel() for p in children[net.module_path(layer.name)].parameters())
+            got = sum(p.numel() for p in modules[net.module_path(layer.name)].parameters())
             assert got == layer.params, layer.name
     keys = set(model.state_dict())
-    assert "residual1_shortcut_conv.weight" in keys and "residual1_shortcut_bn.running_var" in keys
-    assert "se1_fc1.weight" in keys and "inception1_b2_conv1.weight" in keys
-    assert "inception1_b2_conv1.bias" not in keys  # bias=false
-    assert isinstance(children["conv1"], nn.Conv2d) and isinstance(children["bn1"], nn.BatchNorm2d)
-    assert isinstance(children["deconv1"], nn.ConvTranspose2d) and isinstance(children["lrn1"], nn.LocalResponseNorm)
+    # a composite's layers sit under its name, as the spec's layer names have them
+    assert "residual1.shortcut.conv.weight" in keys and "residual1.shortcut.bn.running_var" in keys
+    assert "se1.fc1.weight" in keys and "inception1.b2.conv1.weight" in keys
+    assert "inception1.b2.conv1.bias" not in keys  # bias=false
+    assert isinstance(modules["conv1"], nn.Conv2d) and isinstance(modules["bn1"], nn.BatchNorm2d)
+    assert isinstance(modules["deconv1"], nn.ConvTranspose2d) and isinstance(modules["lrn1"], nn.LocalResponseNorm)
 
 
 def test_several_outputs_come_back_as_a_dict_main_first():

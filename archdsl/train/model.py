@@ -40,13 +40,20 @@ def layer_of_parameter(key: str) -> str:
 
 
 def freeze_up_to(model: nn.Module, net: Network, name: str, span: Span | None = None) -> list[str]:
-    """Stop gradients for every layer up to and including `name`, in topological order; the frozen layers."""
+    """Stop gradients for every layer up to and including `name`, in topological order; the frozen layers.
+
+    `name` is a layer as `archdsl check` lists it (`bottleneck7.conv2`), a submodule of the PyTorch
+    module (`layer3`, `layer3.1.conv2`: up to the last layer inside it), or a block instance."""
+    from archdsl.naming import layers_under
+
     order = [layer.name for layer in net.layers]
-    by_module = {net.module_path(n): n for n in order}
-    target = name if name in order else by_module.get(name)
+    under = [name] if name in order else layers_under(net, name)
+    target = under[-1] if under else None
     if target is None:
-        raise ArchError(f"--freeze: the network has no layer '{name}'{did_you_mean(name, order)} "
-                        "(`archdsl check SPEC` lists the layer names)", span)
+        modules = sorted({p.rsplit(".", 1)[0] for p in net.module_paths.values() if "." in p})
+        raise ArchError(f"--freeze: the network has no layer or module '{name}'{did_you_mean(name, order + modules)} "
+                        "(`archdsl check SPEC` lists the layer names; modules such as "
+                        f"{', '.join(modules[:4]) or 'none'} are the PyTorch module's)", span)
     frozen = {net.module_path(n) for n in order[: order.index(target) + 1]}
     for key, param in model.named_parameters():
         if layer_of_parameter(key) in frozen:

@@ -1,15 +1,19 @@
-"""Python source for a network: one nn.Module class that reads like the paper.
+"""Python source for a network: nn.Module classes that read like the paper.
 
 `archdsl compile --target torch` writes it to a file that imports only torch, and
 `to_torch()` executes the very same text, so the two cannot drift apart. The layout
-follows torchvision's resnet.py: `__init__` lists the layers under the spec's names,
-`forward` is straight-line code with each tensor's shape in a comment.
+follows torchvision's resnet.py: a class per block (one per distinct expansion), whose
+`__init__` lists the layers under the spec's names and whose `forward` is straight-line
+code with each tensor's shape in a comment; the network's class holds the stages
+(`nn.Sequential`s of block instances) and the layers written outside blocks.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from ...shapes import fmt_shape
 from .init import init_method, resolve_scheme
-from .plan import Plan, Step, build_plan
+from .plan import BlockClass, Forward, Member, Plan, Step, attribute, build_plan
 
 INDENT = "    "
 
@@ -25,6 +29,10 @@ def generate_source(net, *, init: str = "auto", plan: Plan | None = None) -> str
         '"""',
         "import torch",
         "from torch import nn",
+    ]
+    for cls in plan.classes:
+        lines += ["", ""] + _block_class(net, cls)
+    lines += [
         "",
         "",
         f"class {plan.class_name}(nn.Module):",
@@ -36,11 +44,11 @@ def generate_source(net, *, init: str = "auto", plan: Plan | None = None) -> str
         f"{INDENT}def __init__(self):",
         f"{INDENT * 2}super().__init__()",
     ]
-    lines += _indent(_init_body(net, plan), 2)
+    lines += _indent(_members(plan.members, plan.steps), 2)
     if scheme != "torch":
         lines.append(f"{INDENT * 2}self.init_weights()")
     lines += ["", f"{INDENT}def forward(self, {plan.input_var}):  # N×{fmt_shape(plan.input_shape)}"]
-    lines += _indent(_forward_body(net, plan), 2)
+    lines += _indent(_statements(plan.steps, [fmt_shape(s.shape) for s in plan.steps], plan.outputs), 2)
     method = init_method(net, plan, scheme)
     if method:
         lines += [""] + _indent(method, 1)
@@ -55,6 +63,27 @@ def generate_source(net, *, init: str = "auto", plan: Plan | None = None) -> str
     return "\n".join(lines) + "\n"
 
 
+def _block_class(net, cls: BlockClass) -> list[str]:
+    block = cls.block
+    first = next(layer for layer in net.layers if block.id in layer.scope)
+    source = first.span.source.name if first.span is not None else ""
+    where = f" ({Path(source).name})" if source and not source.startswith("<") else ""
+    used = [net.module_layout.instance_paths[i] for i in cls.instances]
+    shown = ", ".join(used[:6]) + (f", … ({len(used)} in all)" if len(used) > 6 else "")
+    forward: Forward = cls.forward
+    lines = [
+        f"class {cls.name}(nn.Module):",
+        f'{INDENT}"""{block.name}{where}: {shown}."""',
+        "",
+        f"{INDENT}def __init__(self{''.join(', ' + p for p in cls.params)}):",
+        f"{INDENT * 2}super().__init__()",
+    ]
+    lines += _indent(_members(forward.members, forward.steps), 2)
+    lines += ["", f"{INDENT}def forward(self, {forward.input_var}):  # N×{cls.input_shape}"]
+    lines += _indent(_statements(forward.steps, list(cls.shapes), forward.outputs), 2)
+    return lines
+
+
 def _outputs_doc(net) -> str:
     outputs = net.outputs
     if len(outputs) == 1:
@@ -67,48 +96,51 @@ def _indent(lines: list[str], depth: int) -> list[str]:
     return [INDENT * depth + line if line else "" for line in lines]
 
 
-def _top_block(net, step: Step) -> str | None:
-    """The outermost block instance the layer came from: where a new paragraph starts."""
-    return step.layer.scope[0] if step.layer.scope else None
-
-
-def _block_heading(net, instance: str) -> str:
+def _heading(net, instance: str) -> str:
     block = net.blocks[instance]
-    what = block.name if block.kind in ("block", block.name) else f"{block.name}, {block.kind}"  # "basic, residual"
+    kind = block.kind.value
+    what = block.name if kind in ("block", block.name) else f"{block.name}, {kind}"  # "basic, residual"
     line = f" (line {block.span.line})" if block.span else ""
     return f"# {instance}: {what}{line}"
 
 
-def _paragraphs(net, plan: Plan, steps: list[Step], render) -> list[str]:
+def _paragraphs(items: list, key, render, heading) -> list[str]:
+    """Lines grouped by the inline composite they belong to, each group under a heading."""
     lines: list[str] = []
-    current: str | None = None
-    for step in steps:
-        block = _top_block(net, step)
-        if block != current:
-            if lines:
+    current = None
+    for item in items:
+        group = key(item)
+        if group != current:
+            if lines and (group is not None or current is not None):
                 lines.append("")
-            if block is not None:
-                lines.append(_block_heading(net, block))
-            current = block
-        lines.append(render(step))
+            if group is not None:
+                lines.append(heading(group))
+            current = group
+        lines.append(render(item))
     return lines
 
 
-def _init_body(net, plan: Plan) -> list[str]:
-    def render(step: Step) -> str:
-        return f"self.{step.attr} = {step.module.source()}  # {step.layer.token}"
+def _members(members: tuple[Member, ...], steps: tuple[Step, ...]) -> list[str]:
+    paragraph = {s.attr: s.paragraph for s in steps if s.attr}
 
-    return _paragraphs(net, plan, plan.modules, render)
+    def group(member: Member):
+        top = member.attr.split(".")[0]
+        return next((p for a, p in paragraph.items() if a.split(".")[0] == top), None)
+
+    def render(member: Member) -> str:
+        comment = f"  # {member.comment}" if member.comment else ""
+        return f"self.{attribute(member.attr)} = {member.module.source()}{comment}"
+
+    return _paragraphs(list(members), group, render, lambda g: f"# {g}")
 
 
-def _forward_body(net, plan: Plan) -> list[str]:
-    def render(step: Step) -> str:
-        return f"{step.target} = {step.expr}  # {fmt_shape(step.shape)}"
-
-    lines = _paragraphs(net, plan, list(plan.steps), render)
-    if len(plan.outputs) == 1:
-        lines.append(f"return {plan.outputs[0][1]}")
+def _statements(steps: tuple[Step, ...], shapes: list[str], outputs) -> list[str]:
+    numbered = list(zip(steps, shapes))
+    lines = _paragraphs(numbered, lambda item: item[0].paragraph,
+                        lambda item: f"{item[0].target} = {item[0].expr}  # {item[1]}", lambda g: f"# {g}")
+    if len(outputs) == 1:
+        lines.append(f"return {outputs[0][1]}")
     else:
-        items = ", ".join(f"{name!r}: {var}" for name, var in plan.outputs)
+        items = ", ".join(f"{name!r}: {var}" for name, var in outputs)
         lines.append(f"return {{{items}}}")
     return lines

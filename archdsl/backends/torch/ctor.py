@@ -2,6 +2,8 @@
 
 The emitters return this instead of a module so that one description serves both
 the standalone source file (`source()`) and `to_torch()`, which executes that source.
+A generated block class is constructed the same way (`Bottleneck(256, c=128, s=2)`,
+namespace ""), and a stage is an `nn.Sequential` whose arguments are such calls.
 """
 from __future__ import annotations
 
@@ -9,26 +11,59 @@ from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Expr:
+    """Source text standing where a value goes: a block class's parameter (`4 * c`)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def _literal(value: Any) -> str:
     """Python source for a constructor argument; a tuple of equal sizes prints as one int."""
-    if isinstance(value, tuple) and value and len(set(value)) == 1 and all(isinstance(v, int) for v in value):
-        return repr(value[0])
+    if isinstance(value, Ctor):
+        return value.source()
+    if isinstance(value, tuple) and value and len(set(value)) == 1 and all(isinstance(v, (int, Expr)) for v in value):
+        return _literal(value[0])
     return repr(value)
 
 
 @dataclass(frozen=True)
 class Ctor:
-    cls: str  # a class in torch.nn: "Conv2d", "BatchNorm2d", ...
+    cls: str  # a class in torch.nn ("Conv2d", "BatchNorm2d", …), or a generated block class
     args: tuple[Any, ...] = ()
-    kwargs: tuple[tuple[str, Any], ...] = ()  # in order; only the values that differ from PyTorch's defaults
+    kwargs: tuple[tuple[str, Any], ...] = ()  # every keyword argument, in order
+    defaults: tuple[tuple[str, Any], ...] = ()  # PyTorch's defaults: a keyword equal to its default is not written
+    namespace: str = "nn."
+
+    def written_kwargs(self) -> list[tuple[str, Any]]:
+        defaults = dict(self.defaults)
+        return [(k, v) for k, v in self.kwargs if k not in defaults or _literal(v) != _literal(defaults[k])]
 
     def source(self) -> str:
-        parts = [_literal(a) for a in self.args] + [f"{k}={_literal(v)}" for k, v in self.kwargs]
-        return f"nn.{self.cls}({', '.join(parts)})"
+        parts = _compressed([_literal(a) for a in self.args]) + [f"{k}={_literal(v)}" for k, v in self.written_kwargs()]
+        return f"{self.namespace}{self.cls}({', '.join(parts)})"
+
+
+def _compressed(parts: list[str]) -> list[str]:
+    """Three or more equal module constructions in a row, as a stage has them, written once:
+    `*[Bottleneck(256, c=64) for _ in range(5)]` (each still a module of its own)."""
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        j = i
+        while j < len(parts) and parts[j] == parts[i]:
+            j += 1
+        if j - i >= 3 and parts[i].endswith(")"):
+            out.append(f"*[{parts[i]} for _ in range({j - i})]")
+        else:
+            out.extend(parts[i:j])
+        i = j
+    return out
 
 
 def ctor(cls: str, *args: Any, defaults: dict[str, Any] | None = None, **kwargs: Any) -> Ctor:
-    """A Ctor with the keyword arguments equal to `defaults` left out, as a person would write it."""
-    defaults = defaults or {}
-    kept = tuple((k, v) for k, v in kwargs.items() if k not in defaults or _literal(v) != _literal(defaults[k]))
-    return Ctor(cls, args, kept)
+    """A Ctor whose source leaves out the keyword arguments equal to `defaults`, as a person would write it."""
+    return Ctor(cls, args, tuple(kwargs.items()), tuple((defaults or {}).items()))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ...errors import ArchError
 from ...ops import Role
-from .plan import Plan, Step
+from .plan import Plan, attribute
 
 SCHEMES = ("kaiming", "xavier", "torch")
 
@@ -62,9 +62,8 @@ def _tuple(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
-def _recipe(net, step: Step, scheme: str) -> tuple[tuple[tuple[str, str], ...], str, bool]:
+def _recipe(net, layer, scheme: str) -> tuple[tuple[tuple[str, str], ...], str, bool]:
     """(tensor, init call) for each of a layer's weights, a comment, and whether it has a bias to zero."""
-    layer = step.layer
     weights = layer.op.weights(tuple(net.layer(i).shape for i in layer.inputs))
     calls, comment, has_bias = [], "", False
     for name, weight in weights.items():
@@ -94,13 +93,13 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
     """
     if scheme == "torch":
         return []
-    recipes: dict[str, dict[tuple, list[Step]]] = {}  # module class → recipe → steps
+    recipes: dict[str, dict[tuple, list[str]]] = {}  # module class → recipe → module paths
     biases: dict[tuple, bool] = {}
-    for step in plan.modules:
-        calls, comment, has_bias = _recipe(net, step, scheme)
+    for layer, path, module in plan.modules:
+        calls, comment, has_bias = _recipe(net, layer, scheme)
         if calls or has_bias:
             key = (calls, comment)
-            recipes.setdefault(step.module.cls, {}).setdefault(key, []).append(step)
+            recipes.setdefault(module.cls, {}).setdefault(key, []).append(path)
             biases[key] = biases.get(key, False) or has_bias
     lines = ["def init_weights(self):", f'    """{_DOCS[scheme]}"""']
     by_class = [(cls, next(iter(r))) for cls, r in recipes.items() if len(r) == 1 and not next(iter(r))[1]]
@@ -117,8 +116,8 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
     for cls, by_recipe in recipes.items():
         if cls in listed:
             continue
-        for key, steps in by_recipe.items():
-            lines.append(f"    for m in {_tuple([f'self.{s.attr}' for s in steps])}:{key[1]}")
+        for key, paths in by_recipe.items():
+            lines.append(f"    for m in {_tuple([f'self.{attribute(p)}' for p in paths])}:{key[1]}")
             lines += _body(key[0], biases[key], " " * 8)
     return lines
 

@@ -175,8 +175,8 @@ def emit_concat(op: Concat, ctx: EmitContext) -> Emitted:
 def emit_scale(op: Scale, ctx: EmitContext) -> Emitted:
     x, s = ctx.inputs
     # s holds one weight per channel (N×C from SE's fc); broadcast it over the map.
-    ones = ", 1" * (len(x) - 1)
-    return Emitted(None, f"{{0}} * {{1}}.view(-1, {x[0]}{ones})")
+    spatial = ", None" * (len(x) - 1)
+    return Emitted(None, f"{{0}} * {{1}}[:, :{spatial}]")
 
 
 LOWERING: dict[type[Op], Emitter] = {

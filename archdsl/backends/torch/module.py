@@ -41,16 +41,24 @@ def load_class(source: str, class_name: str):
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     namespace = {"__name__": f"archdsl.generated.{class_name}", "__file__": filename}
     exec(compile(source, filename, "exec"), namespace)
-    cls = namespace[class_name]
-    cls.archdsl_source = source
-    cls.__reduce_ex__ = _reduce_ex
-    return cls
+    for value in list(namespace.values()):  # the network's class and its block classes
+        if isinstance(value, type) and value.__module__ == namespace["__name__"]:
+            value.archdsl_source = source
+            value.archdsl_root = class_name
+            value.__reduce_ex__ = _reduce_ex
+    return namespace[class_name]
 
 
 def _reduce_ex(self, protocol):
-    return _rebuild, (type(self).archdsl_source, type(self).__name__), self.__dict__
+    cls = type(self)
+    return _rebuild, (cls.archdsl_source, cls.archdsl_root, cls.__name__), self.__dict__
 
 
-def _rebuild(source: str, class_name: str):
-    cls = load_class(source, class_name)
+def _rebuild(source: str, root: str, class_name: str):
+    cls = _class_in(load_class(source, root), class_name)
     return cls.__new__(cls)
+
+
+def _class_in(root_cls, class_name: str):
+    """A class defined by the same generated source as `root_cls`."""
+    return root_cls if root_cls.__name__ == class_name else root_cls.__init__.__globals__[class_name]

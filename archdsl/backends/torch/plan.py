@@ -1,8 +1,14 @@
-"""The execution plan: the IR as a straight line of statements `var = expression`.
+"""The execution plan: the IR as nested modules, each a straight line of statements `var = expression`.
 
-Built once, from the graph, before any torch code exists; `codegen` prints it as the
-body of `forward`. The interesting part is naming the tensors so that the code
-reads like the paper (torchvision's resnet.py is the model):
+Built once, from the graph, before any torch code exists; `codegen` prints it. The
+modules follow `naming.layout` (torchvision's resnet.py is the model): the network's
+class calls its stages and block instances, and each block becomes a class of its own,
+one per distinct expansion of the block (a bottleneck with archdsl's projection
+shortcut and a plain one), whose numbers that differ from call to call are its
+constructor's parameters (`Bottleneck(256, c=128, s=2)`), named after the block's
+parameters where the numbers are theirs.
+
+Naming the tensors so that the code reads like the paper:
 
   * the main chain is `x`; a residual body is `out`, its shortcut `shortcut`;
     inception branches are `b1`, `b2`, …; squeeze-and-excitation's weights are `s`.
@@ -15,18 +21,21 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import networkx as nx
 
 from ...errors import ArchError
 from ...ir import BlockInstance, BlockKind, Layer
-from ...naming import flat_module_name
+from ...naming import Role, flat_module_name
 from ...ops import Input, Trait
-from ...shapes import Shape
-from .ctor import Ctor
-from .lower import emit
+from ...shapes import Shape, fmt_shape
+from .ctor import Ctor, Expr
+from .lower import CALL, emit
 
 # Names a generated variable or submodule must not take: the generated module's own
-# globals and the attributes every nn.Module has.
+# globals and the attributes every nn.Module has (and nn.ModuleDict's and nn.Sequential's,
+# which hold a composite's layers).
 RESERVED_VARIABLES = {"self", "torch", "nn", "F"}
 MODULE_ATTRIBUTES = {
     "forward", "training", "train", "eval", "modules", "children", "parameters", "buffers", "state_dict",
@@ -34,22 +43,59 @@ MODULE_ATTRIBUTES = {
     "add_module", "register_buffer", "register_parameter", "register_module", "get_submodule", "requires_grad_",
     "named_modules", "named_parameters", "named_buffers", "named_children", "extra_repr", "compile",
     "init_weights", "input_shape", "output_names", "dump_patches", "call_super_init",
+    "keys", "items", "values", "update", "pop", "clear", "append", "extend", "insert",
 }
 
 
 @dataclass(frozen=True)
 class Step:
-    """One statement of `forward`: `target = expr  # shape`."""
+    """One statement of a `forward`: `target = expr  # shape`."""
 
-    layer: Layer
-    attr: str | None  # the submodule's name, or None for an op written inline
+    layer: Layer  # the layer whose value it computes (a submodule call: the submodule's last layer)
+    attr: str | None  # the submodule, relative to the module whose forward this is; None: written inline
     module: Ctor | None
     expr: str
     target: str
+    paragraph: str | None = None  # the inline composite it belongs to, for the blank lines between them
 
     @property
     def shape(self) -> Shape:
         return self.layer.shape
+
+
+@dataclass(frozen=True)
+class Member:
+    """One line of `__init__`: `self.attr = module  # comment`."""
+
+    attr: str
+    module: Ctor
+    comment: str = ""
+    layer: Layer | None = None  # None for a container of layers (nn.Sequential(), nn.ModuleDict())
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What one module computes: its submodules and its forward's statements."""
+
+    owner: str | None  # the block instance (None: the network)
+    input_var: str
+    members: tuple[Member, ...]
+    steps: tuple[Step, ...]
+    outputs: tuple[tuple[str, str], ...]  # (output name, variable); the main output first
+
+
+@dataclass(frozen=True)
+class BlockClass:
+    """A generated nn.Module class: one distinct expansion of a block, its numbers made parameters."""
+
+    name: str
+    block: BlockInstance  # the first instance
+    instances: tuple[str, ...]
+    params: tuple[str, ...]
+    forward: Forward  # the first instance's, with parameters where the numbers differ
+    shapes: tuple[str, ...]  # each statement's shape, in the parameters (`4*c×H/s×W/s`)
+    input_shape: str
+    arguments: tuple[dict[str, int], ...]  # each instance's value of each parameter
 
 
 @dataclass(frozen=True)
@@ -60,10 +106,13 @@ class Plan:
     input_shape: Shape
     steps: tuple[Step, ...]
     outputs: tuple[tuple[str, str], ...]  # (output name, variable); the main output first
+    members: tuple[Member, ...] = ()
+    classes: tuple[BlockClass, ...] = ()
+    layer_modules: tuple[tuple[Layer, str, Ctor], ...] = ()  # every layer's module: (layer, path, ctor)
 
     @property
-    def modules(self) -> list[Step]:
-        return [s for s in self.steps if s.module is not None]
+    def modules(self) -> list[tuple[Layer, str, Ctor]]:
+        return list(self.layer_modules)
 
 
 def class_name(network: str) -> str:
@@ -71,6 +120,14 @@ def class_name(network: str) -> str:
     parts = [p for p in re.split(r"[^0-9A-Za-z]+", network) if p]
     name = "".join(p[0].upper() + p[1:] for p in parts) or "Network"
     return name if name[0].isalpha() else "Net" + name
+
+
+def attribute(path: str) -> str:
+    """`layer1.0.conv1` → `layer1[0].conv1`: a dotted module path as Python attribute access."""
+    out = ""
+    for part in path.split("."):
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
 
 
 def _identifier(name: str) -> str:
@@ -90,9 +147,9 @@ def _past_merge(layer: Layer, block: BlockInstance, index: dict[str, int]) -> bo
     return block.merge is not None and block.merge in index and index[layer.name] >= index[block.merge]
 
 
-def preferred_name(net, layer: Layer, index: dict[str, int]) -> str:
+def preferred_name(net, layer: Layer, chain: tuple[str, ...], index: dict[str, int]) -> str:
     blocks = net.blocks
-    for instance in reversed(layer.scope):
+    for instance in reversed(chain):
         block = blocks[instance]
         if _past_merge(layer, block, index):
             continue
@@ -103,88 +160,542 @@ def preferred_name(net, layer: Layer, index: dict[str, int]) -> str:
     return "x"
 
 
-def build_plan(net) -> Plan:
+# ---- what one forward computes -----------------------------------------------------------------
+
+
+@dataclass
+class _Unit:
+    """One statement before its variables are named: a layer, or a call of a submodule."""
+
+    layer: Layer  # the value it computes
+    inputs: tuple[str, ...]
+    attr: str | None
+    module: Ctor | None
+    template: str  # with {m} and {0}, {1}, …
+    chain: tuple[str, ...]  # the block instances around it, inside the forward's module (for its variable's name)
+    containers: tuple[str, ...]  # the container instances it sits in, outermost first
+    members: list[Member]  # the __init__ lines it brings (a chain container: its layers)
+    comment: str = ""
+    is_call: bool = False
+
+
+def _relative(path: str, owner_path: str) -> str:
+    return path[len(owner_path) + 1:] if owner_path else path
+
+
+def _layer_unit(net, layer: Layer, chain, containers, owner_path: str, may_overwrite=False) -> _Unit:
+    shapes = tuple(net.layer(n).shape for n in layer.inputs)
+    emitted = emit(layer, shapes, may_overwrite)
+    attr = _relative(net.module_path(layer.name), owner_path) if emitted.module is not None else None
+    comment = "" if layer.inserted and containers else layer.token
+    members = [Member(attr, emitted.module, comment, layer)] if attr else []
+    return _Unit(layer, layer.inputs, attr, emitted.module, emitted.expr, chain, containers, members, comment)
+
+
+def _units(net, owner: str | None, ctors: dict[str, Ctor]) -> list[_Unit]:
+    layout = net.module_layout
+    blocks = net.blocks
+    owner_path = layout.instance_paths[owner] if owner else ""
+    units: list[_Unit] = []
+    called: set[str] = set()
+    for layer in net.layers:
+        if isinstance(layer.op, Input):
+            continue
+        scope = layer.scope
+        if owner is not None:
+            if owner not in scope:
+                continue
+            at = scope.index(owner)
+            around, inner = scope[: at + 1], scope[at + 1:]
+        else:
+            around, inner = (), scope
+        callee = next(((k, i) for k, i in enumerate(inner)
+                       if i in layout.stage_of or layout.roles[i] is not Role.CONTAINER), None)
+        if callee is None:
+            units.append(_layer_unit(net, layer, around + inner, inner, owner_path))
+            continue
+        k, instance = callee
+        stage = layout.stage_of.get(instance)
+        key = stage.path if stage else instance
+        if key in called:
+            continue
+        called.add(key)
+        calls = stage.instances if stage else (instance,)
+        exit_layer = net.layer(layout.exits[calls[-1]])
+        module = Ctor("Sequential", tuple(ctors[i] for i in calls)) if stage else ctors[instance]
+        attr = _relative(stage.path if stage else layout.instance_paths[instance], owner_path)
+        comment = _call_comment(net, calls)
+        units.append(_Unit(exit_layer, (blocks[calls[0]].entry,), attr, module, CALL, around + inner[:k], inner[:k],
+                           [Member(attr, module, comment)], comment, is_call=True))
+    return _collapse_chains(net, units, owner_path)
+
+
+def _call_comment(net, calls: tuple[str, ...]) -> str:
+    """How the spec called the block: `bottleneck(c=128, s=2)`, or a stage's calls."""
+    def call(instance: str) -> str:
+        block = net.blocks[instance]
+        args = ", ".join(f"{k}={v}" for k, v in block.args)
+        return f"{block.name}({args})" if block.args else block.name
+
+    written = [call(i) for i in calls]
+    if len(set(written)) == 1:
+        return written[0] + (f" * {len(written)}" if len(written) > 1 else "")
+    if len(set(written[1:])) == 1:
+        return f"{written[0]} {written[1]}" + (f" * {len(written) - 1}" if len(written) > 2 else "")
+    return " ".join(written)
+
+
+def _collapse_chains(net, units: list[_Unit], owner_path: str) -> list[_Unit]:
+    """A container whose statements form a chain of module calls (a projection shortcut, an inception
+    branch) becomes one nn.Sequential, called once: `shortcut = self.shortcut(x)`. Innermost first."""
+    while True:
+        candidates = {u.containers[-1] for u in units if u.containers}
+        depth = lambda c: net.blocks[c].depth  # noqa: E731
+        for container in sorted(candidates, key=depth, reverse=True):
+            inside = [i for i, u in enumerate(units) if container in u.containers]
+            group = [units[i] for i in inside]
+            if any(u.containers[-1] != container for u in group):
+                continue  # something nested in it is not a chain: it stays a container
+            if not _is_chain(net, group, net.blocks[container].entry):
+                continue
+            collapsed = _Unit(group[-1].layer, (net.blocks[container].entry,),
+                              _relative(net.module_layout.instance_paths[container], owner_path),
+                              Ctor("Sequential"), CALL, group[0].chain[: group[0].chain.index(container) + 1],
+                              group[0].containers[:-1], [], "", is_call=True)
+            chain_members = [Member(collapsed.attr, Ctor("Sequential"))]
+            for u in group:  # inside a chain each value dies at the next layer: in place where the op allows
+                if not u.is_call:
+                    u = _layer_unit(net, u.layer, u.chain, u.containers, owner_path, _may_overwrite_in_chain(net, u.layer))
+                chain_members += u.members
+            collapsed.members = chain_members
+            units = units[: inside[0]] + [collapsed] + units[inside[-1] + 1:]
+            break
+        else:
+            return units
+
+
+def _is_chain(net, group: list[_Unit], entry: str) -> bool:
     graph = net.graph
-    layers = net.layers
-    index = {layer.name: i for i, layer in enumerate(layers)}
-    outputs = net.output_nodes
-    end = len(layers)  # outputs live until `return`
-    output_nodes = set(outputs.values())
-    last_use = {  # the index of the statement that reads a value for the last time
-        layer.name: end if layer.name in output_nodes
-        else max((index[s] for s in graph.successors(layer.name)), default=index[layer.name])
-        for layer in layers
-    }
-    preferred = [preferred_name(net, layer, index) for layer in layers]
+    outputs = set(net.output_nodes.values())
+    previous = entry
+    for k, unit in enumerate(group):
+        if unit.template != CALL or unit.module is None or unit.inputs != (previous,):
+            return False
+        if k < len(group) - 1:
+            next_inside = _layers_of(net, group[k + 1])
+            if unit.layer.name in outputs or any(s not in next_inside for s in graph.successors(unit.layer.name)):
+                return False
+        previous = unit.layer.name
+    return True
+
+
+def _layers_of(net, unit: _Unit) -> set[str]:
+    if not unit.is_call:
+        return {unit.layer.name}
+    entry = unit.inputs[0]  # the layers between the call's entry and its exit
+    return set(nx.descendants(net.graph, entry)) & (set(nx.ancestors(net.graph, unit.layer.name)) | {unit.layer.name})
+
+
+def _may_overwrite_in_chain(net, layer: Layer) -> bool:
+    source = layer.inputs[0]
+    return (len(layer.inputs) == 1 and net.graph.out_degree(source) == 1
+            and source not in net.output_nodes.values() and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE))
+
+
+def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
+    """The statements of one module's forward, its variables named, and its __init__ lines."""
+    layout = net.module_layout
+    graph = net.graph
+    units = _units(net, owner, ctors)
+    index = {layer.name: i for i, layer in enumerate(net.layers)}
+    owner_path = layout.instance_paths[owner] if owner else ""
+    if owner is None:
+        entry = graph.input
+        outputs = dict(net.output_nodes)
+    else:
+        entry = net.blocks[owner].entry
+        outputs = {"output": layout.exits[owner]}
+    end = len(units)
+    position = {u.layer.name: k for k, u in enumerate(units)}
+    last_use: dict[str, int] = {entry: -1}
+    for k, unit in enumerate(units):
+        last_use.setdefault(unit.layer.name, k)
+        for i in unit.inputs:
+            last_use[i] = max(last_use.get(i, -1), k)
+    for node in outputs.values():
+        last_use[node] = end
+    preferred = [preferred_name(net, u.layer, u.chain, index) for u in units]
     tensor_names = graph.tensor_names
 
-    _check_module_names(net)
-    variable: dict[str, str] = {}
-    live: dict[str, str] = {}  # variable → the node whose value it holds
+    variable: dict[str, str] = {entry: "x"}
+    live: dict[str, str] = {"x": entry}
     steps: list[Step] = []
-    for i, layer in enumerate(layers):
+    members: list[Member] = []
+    declared: set[str] = set()
+    for k, unit in enumerate(units):
         for var, node in list(live.items()):
-            if last_use[node] <= i:  # read here for the last time (or earlier): free to overwrite
+            if last_use.get(node, -1) <= k:
                 del live[var]
 
         def taken(name: str) -> bool:
-            """Held by a live value, or wanted by a statement that runs while this value is still needed."""
-            later_writer = any(preferred[j] == name for j in range(i + 1, min(last_use[layer.name], end)))
+            later_writer = any(preferred[j] == name for j in range(k + 1, min(last_use[unit.layer.name], end)))
             return name in live or later_writer
 
-        name = preferred[i]
+        name = preferred[k]
         if taken(name):
-            base = _identifier(tensor_names.get(layer.name) or flat_module_name(layer.name))
+            base = _identifier(tensor_names.get(unit.layer.name) or flat_module_name(_relative_name(unit.layer.name, owner)))
             name, n = base, 1
             while taken(name):
                 n += 1
                 name = f"{base}_{n}"
-        variable[layer.name] = name
-        live[name] = layer.name
-        if isinstance(layer.op, Input):
+        variable[unit.layer.name] = name
+        live[name] = unit.layer.name
+        if not unit.is_call:  # now that liveness is known: in place where the input dies here
+            unit = _layer_unit(net, unit.layer, unit.chain, unit.containers, owner_path,
+                               _may_overwrite(net, unit.layer, k, last_use, position))
+        for member in unit.members:
+            members += _containers_of(member, declared)
+            members.append(member)
+            declared.add(member.attr)
+        expr = unit.template.format(*(variable[n] for n in unit.inputs),
+                                    m=f"self.{attribute(unit.attr)}" if unit.attr else "")
+        paragraph = _relative_name(unit.containers[0], owner) if unit.containers else None
+        steps.append(Step(unit.layer, unit.attr, unit.module, expr, name, paragraph))
+    _check_names(net, owner, members)
+    return Forward(owner, "x", tuple(members), tuple(steps),
+                   tuple((out, variable[node]) for out, node in outputs.items()))
+
+
+def _relative_name(layer_name: str, owner: str | None) -> str:
+    return layer_name[len(owner) + 1:] if owner and layer_name.startswith(owner + ".") else layer_name
+
+
+def _containers_of(member: Member, declared: set[str]) -> list[Member]:
+    """The containers a member's path goes through, declared before it: `self.se1 = nn.ModuleDict()`."""
+    parts = member.attr.split(".")
+    out = []
+    for i in range(1, len(parts)):
+        path = ".".join(parts[:i])
+        if path not in declared:
+            declared.add(path)
+            out.append(Member(path, Ctor("ModuleDict")))
+    return out
+
+
+def _may_overwrite(net, layer: Layer, k: int, last_use: dict[str, int], position: dict[str, int]) -> bool:
+    source = layer.inputs[0]
+    return (
+        len(layer.inputs) == 1
+        and net.graph.out_degree(source) == 1  # no other consumer saved it for the backward pass
+        and last_use.get(source) == k
+        and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE)
+    )
+
+
+def _check_names(net, owner: str | None, members: list[Member]) -> None:
+    for member in members:
+        name = member.attr.rsplit(".", 1)[-1]
+        if name in MODULE_ATTRIBUTES or keyword.iskeyword(name):
+            span = member.layer.span if member.layer else (net.blocks[owner].span if owner else None)
+            what = member.layer.name if member.layer else name
+            raise ArchError(
+                f"the layer name '{what}' is taken by PyTorch's nn.Module; name the tensor differently (-> {name}_)",
+                span,
+            )
+
+
+# ---- block classes ---------------------------------------------------------------------------------
+
+
+def _slots(value, out: list) -> object:
+    """The value with each whole number (or size of equal whole numbers) replaced by a slot
+    marker; the numbers appended to `out`."""
+    if isinstance(value, Ctor):
+        return Ctor(value.cls, tuple(_slots(a, out) for a in value.args),
+                    tuple((k, _slots(v, out)) for k, v in value.kwargs), value.defaults, value.namespace)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        out.append(value)
+        return Expr("#")
+    if isinstance(value, tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
+            and len(set(value)) == 1:
+        out.append(value[0])
+        return (Expr("#"),) * len(value)
+    return value
+
+
+def _fill(value, exprs: list) -> object:
+    """`_slots` undone: each slot marker takes the next of `exprs`."""
+    if isinstance(value, Ctor):
+        return Ctor(value.cls, tuple(_fill(a, exprs) for a in value.args),
+                    tuple((k, _fill(v, exprs)) for k, v in value.kwargs), value.defaults, value.namespace)
+    if isinstance(value, Expr) and value.text == "#":
+        return exprs.pop(0)
+    if isinstance(value, tuple) and value and all(isinstance(v, Expr) and v.text == "#" for v in value):
+        e = exprs.pop(0)
+        return (e,) * len(value)
+    return value
+
+
+def _skeleton(forward: Forward) -> tuple[tuple, list[int]]:
+    numbers: list[int] = []
+    members = tuple((m.attr, _slots(m.module, numbers), m.comment) for m in forward.members)
+    steps = tuple((s.target, s.expr) for s in forward.steps)
+    return (members, steps, forward.outputs), numbers
+
+
+class _Parameters:
+    """Names for the numbers of a block class that differ from call to call: the block's own
+    parameters where a number is one of them (or a multiple: `4 * c`), `in_channels` for the
+    input's channels, else a name after the slot."""
+
+    def __init__(self, arguments: list[tuple[str, tuple[int, ...]]], in_channels: tuple[int, ...]):
+        self.arguments = list(arguments)  # the block's parameters: (name, values over the instances)
+        self.others = [("in_channels", in_channels)]  # then the input's channels, then names made here
+        self.used: list[str] = []
+
+    @property
+    def known(self) -> list[tuple[str, tuple[int, ...]]]:
+        return self.arguments + self.others
+
+    def express(self, values: tuple[int, ...], fallback: str, create: bool = True, reads_input: bool = False):
+        """The expression for a number that takes `values` over the instances: a constant, a parameter
+        (`c`, `in_channels` first where the layer reads the block's input), a multiple (`4 * c`), or a
+        new parameter called `fallback`."""
+        if len(set(values)) == 1:
+            return values[0]
+        if reads_input and values == self.others[0][1]:
+            return self._use("in_channels")
+        for tier in (self.arguments, self.others):
+            for name, known in tier:
+                if known == values:
+                    return self._use(name)
+            for name, known in tier:
+                if not all(known):
+                    continue
+                for factor in (2, 3, 4, 6, 8):
+                    if all(v == factor * b for v, b in zip(values, known)):
+                        return f"{factor} * {self._use(name)}"
+                    if all(b == factor * v for v, b in zip(values, known)):
+                        return f"{self._use(name)} // {factor}"
+        if not create:
+            return "?"
+        name = fallback
+        n = 1
+        while any(name == k for k, _ in self.known):
+            n += 1
+            name = f"{fallback}{n}"
+        self.others.append((name, values))
+        return self._use(name)
+
+    def _use(self, name: str) -> str:
+        if name not in self.used:
+            self.used.append(name)
+        return name
+
+
+def _block_classes(net, block_name: str, instances: list[str], forwards: dict[str, Forward],
+                   taken: set[str]) -> list[BlockClass]:
+    groups: dict[tuple, list[str]] = {}
+    numbers: dict[str, list[int]] = {}
+    for instance in instances:
+        key, values = _skeleton(forwards[instance])
+        groups.setdefault(key, []).append(instance)
+        numbers[instance] = values
+    base = class_name(block_name)
+    classes = []
+    ordered = sorted(groups.values(), key=len, reverse=True)  # the commonest expansion takes the plain name
+    for k, group in enumerate(ordered):
+        name = base if k == 0 else base + _variant_suffix(net, group, ordered[0], k)
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        classes.append(_template(net, name, group, forwards, numbers))
+    return sorted(classes, key=lambda c: net.module_layout.instance_paths[c.instances[0]])
+
+
+def _variant_suffix(net, group: list[str], common: list[str], k: int) -> str:
+    def has_projection(instance: str) -> bool:
+        return any(b.inserted and b.parent == instance for b in net.blocks.values())
+
+    if has_projection(group[0]) and not has_projection(common[0]):
+        return "Projection"
+    return str(k + 1)
+
+
+def _template(net, name: str, group: list[str], forwards: dict[str, Forward], numbers: dict[str, list[int]]) -> BlockClass:
+    first = net.blocks[group[0]]
+    forward = forwards[group[0]]
+    entries = [net.layer(net.blocks[i].entry).shape for i in group]
+    arguments = []
+    for param, _ in first.args:
+        values = tuple(dict(net.blocks[i].args).get(param) for i in group)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            arguments.append((param, values))
+    params = _Parameters(arguments, tuple(s[0] for s in entries))
+    columns = list(zip(*(numbers[i] for i in group)))
+    slot_names, reads_input = _slot_names(forward, first.entry)
+    exprs = [_as_expr(params.express(tuple(col), slot_names[j], reads_input=reads_input[j]))
+             for j, col in enumerate(columns)]
+    members = []
+    queue = list(exprs)
+    for member in forward.members:
+        shadow: list[int] = []
+        skeleton = _slots(member.module, shadow)
+        members.append(replace(member, module=_fill(skeleton, queue[: len(shadow)])))
+        del queue[: len(shadow)]
+    steps = []
+    for step in forward.steps:
+        module = next((m.module for m in members if m.attr == step.attr), None)
+        steps.append(replace(step, module=module))
+    templated = replace(forward, members=tuple(members), steps=tuple(steps))
+    order = [p for p, _ in first.args] + ["in_channels"]
+    used = sorted(params.used, key=lambda p: order.index(p) if p in order else len(order))
+    if "in_channels" in used:
+        used.remove("in_channels")
+        used.insert(0, "in_channels")
+    if len(group) == 1:  # one instance: its own shapes
+        shapes = tuple(fmt_shape(step.shape) for step in forward.steps)
+        input_shape = fmt_shape(entries[0])
+    else:
+        shapes = tuple(_symbolic_shape(net, params, [forwards[i].steps[j].layer.shape for i in group], entries)
+                       for j in range(len(forward.steps)))
+        input_shape = _symbolic_shape(net, params, entries, entries)
+    known = dict(params.known)
+    arguments = tuple({p: known[p][i] for p in used} for i in range(len(group)))
+    return BlockClass(name, first, tuple(group), tuple(used), templated, shapes, input_shape, arguments)
+
+
+def _as_expr(value) -> object:
+    return value if isinstance(value, int) else Expr(value)
+
+
+def _slot_names(forward: Forward, entry: str) -> tuple[list[str], list[bool]]:
+    """For each number of a forward's modules: a fallback name (`conv3_out`), and whether it is
+    the input channels of a layer that reads the block's input."""
+    names: list[str] = []
+    reads: list[bool] = []
+    for member in forward.members:
+        reading = member.layer is not None and entry in member.layer.inputs
+        _name_slots(member.module, member.attr.replace(".", "_"), names, reads, reading)
+    return names, reads
+
+
+def _name_slots(value, where: str, names: list[str], reads: list[bool], reading: bool, first: bool = False) -> None:
+    if isinstance(value, Ctor):
+        for i, a in enumerate(value.args):
+            label = where if isinstance(a, Ctor) else f"{where}_{['in', 'out'][i] if i < 2 else i}"
+            _name_slots(a, label, names, reads, reading, first=i == 0)
+        for k, v in value.kwargs:
+            _name_slots(v, f"{where}_{k}", names, reads, False)
+        return
+    numbers: list[int] = []
+    _slots(value, numbers)
+    names.extend([_identifier(where)] * len(numbers))
+    reads.extend([reading and first] * len(numbers))
+
+
+_SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+def _symbolic_shape(net, params: _Parameters, shapes: list[Shape], entries: list[Shape]) -> str:
+    """A statement's shape over all of a class's instances: `4*c×H/s×W/s`."""
+    channels = params.express(tuple(s[0] for s in shapes), "", create=False, reads_input=shapes is entries)
+    parts = [str(channels).replace(" ", "")]
+    rank = len(entries[0]) - 1
+    letters = _SPATIAL.get(rank, tuple(f"S{i}" for i in range(rank)))
+    for d in range(1, len(shapes[0])):
+        if rank < 1 or len(shapes[0]) != len(entries[0]):
+            parts.append(str(shapes[0][d]) if len({s[d] for s in shapes}) == 1 else "?")
             continue
-        steps.append(_step(net, layer, i, variable, last_use))
-    input_node = graph.input
+        sizes = tuple(s[d] for s in shapes)
+        inputs = tuple(e[d] for e in entries)
+        letter = letters[d - 1]
+        if sizes == inputs:
+            parts.append(letter)
+        elif len(set(sizes)) == 1:
+            parts.append(str(sizes[0]))
+        elif all(o and i % o == 0 for i, o in zip(inputs, sizes)):
+            ratio = params.express(tuple(i // o for i, o in zip(inputs, sizes)), "", create=False)
+            parts.append(f"{letter}/{ratio}" if ratio != "?" else "?")
+        elif all(i and o % i == 0 for i, o in zip(inputs, sizes)):
+            ratio = params.express(tuple(o // i for i, o in zip(inputs, sizes)), "", create=False)
+            parts.append(f"{letter}*{ratio}" if ratio != "?" else "?")
+        else:
+            parts.append("?")
+    return "×".join(parts)
+
+
+# ---- the whole plan -----------------------------------------------------------------------------------
+
+
+def build_plan(net) -> Plan:
+    layout = net.module_layout
+    blocks = net.blocks
+    ctors: dict[str, Ctor] = {}
+    classes: list[BlockClass] = []
+    taken = {class_name(net.name)}
+    # blocks before the blocks that call them
+    calls = nx.DiGraph()
+    for instance, block in blocks.items():
+        if block.user:
+            calls.add_node(block.name)
+            parent = block.parent
+            while parent is not None and not blocks[parent].user:
+                parent = blocks[parent].parent
+            if parent is not None:
+                calls.add_edge(blocks[parent].name, block.name)
+    forwards: dict[str, Forward] = {}
+    for block_name in reversed(list(nx.topological_sort(calls))):
+        instances = [i for i, b in blocks.items() if b.user and b.name == block_name]
+        as_class = [i for i in instances if layout.roles[i] is Role.CLASS]
+        for instance in as_class:
+            forwards[instance] = _forward(net, instance, ctors)
+        for cls in _block_classes(net, block_name, as_class, forwards, taken) if as_class else ():
+            classes.append(cls)
+            for instance, values in zip(cls.instances, cls.arguments):
+                positional = [values["in_channels"]] if "in_channels" in values else []
+                kwargs = tuple((p, values[p]) for p in cls.params if p != "in_channels")
+                ctors[instance] = Ctor(cls.name, tuple(positional), kwargs, namespace="")
+        for instance in instances:
+            if layout.roles[instance] is Role.SEQUENTIAL:
+                kids = [i for i, b in blocks.items() if b.parent == instance]
+                ctors[instance] = Ctor("Sequential", tuple(ctors[k] for k in kids))
+    root = _forward(net, None, ctors)
+    _check_unique_paths(net)
+    layer_modules = tuple(_all_layer_modules(net, root, forwards))
     return Plan(
         class_name=class_name(net.name),
         network=net.name,
-        input_var=variable[input_node],
+        input_var=root.input_var,
         input_shape=net.input_shape,
-        steps=tuple(steps),
-        outputs=tuple((name, variable[node]) for name, node in outputs.items()),
+        steps=root.steps,
+        outputs=root.outputs,
+        members=root.members,
+        classes=tuple(classes),
+        layer_modules=layer_modules,
     )
 
 
-def _step(net, layer: Layer, i: int, variable: dict[str, str], last_use: dict[str, int]) -> Step:
-    graph = net.graph
-    shapes = tuple(net.layer(n).shape for n in layer.inputs)
-    source = layer.inputs[0]
-    may_overwrite = (
-        len(layer.inputs) == 1
-        and graph.out_degree(source) == 1  # no other consumer saved it for the backward pass
-        and last_use[source] == i
-        and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE)
-    )
-    emitted = emit(layer, shapes, may_overwrite)
-    attr = net.module_path(layer.name) if emitted.module is not None else None
-    expr = emitted.expr.format(*(variable[n] for n in layer.inputs), m=f"self.{attr}")
-    return Step(layer, attr, emitted.module, expr, variable[layer.name])
+def _all_layer_modules(net, root: Forward, forwards: dict[str, Forward]):
+    """(layer, module path, its ctor) for every layer that has a module: what init_weights sets."""
+    seen = set()
+    for forward in (root, *forwards.values()):
+        for member in forward.members:
+            if member.layer is not None and member.layer.name not in seen:
+                seen.add(member.layer.name)
+                yield member.layer, net.module_path(member.layer.name), member.module
 
 
-def _check_module_names(net) -> None:
+def _check_unique_paths(net) -> None:
     seen: dict[str, str] = {}
     for layer in net.layers:
-        name = net.module_path(layer.name)
-        if name in MODULE_ATTRIBUTES or keyword.iskeyword(name):
+        path = net.module_path(layer.name)
+        if path in seen:
             raise ArchError(
-                f"the layer name '{layer.name}' is taken by PyTorch's nn.Module; name the tensor differently"
-                f" (-> {name}_)",
-                layer.span,
-            )
-        if name in seen:
-            raise ArchError(
-                f"layers '{seen[name]}' and '{layer.name}' would both be the submodule '{name}' in PyTorch;"
+                f"layers '{seen[path]}' and '{layer.name}' would both be the submodule '{path}' in PyTorch;"
                 " rename one of them",
                 layer.span,
             )
-        seen[name] = layer.name
+        seen[path] = layer.name

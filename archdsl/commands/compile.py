@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from archdsl.commands.arguments import boolean
+
 TARGETS = ("torch", "onnx", "tvm")
 DEFAULT_OUTPUT = {"torch": "{name}.py", "onnx": "{name}.onnx", "tvm": "{name}_tvm"}
 
@@ -18,7 +20,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("spec", metavar="SPEC", help="spec file (.arch)")
     p.add_argument("--target", choices=TARGETS, default="torch", help="what to produce (default: torch)")
     p.add_argument("-o", "--output", metavar="OUT", help="output file (torch, onnx) or directory (tvm); default: from the network's name")
-    p.add_argument("--checkpoint", metavar="CKPT", help="weights to load: a state_dict saved with torch.save, or a trainer checkpoint")
+    p.add_argument("--checkpoint", metavar="CKPT", help="weights to load: archdsl's checkpoint, or any state_dict saved with"
+                   " torch.save (torchvision, timm, {name: tensor}), mapped onto the spec by structure")
+    p.add_argument("--strict", type=boolean, default=True, metavar="BOOL",
+                   help="false: load what of --checkpoint fits by structure, keep fresh weights elsewhere")
     p.add_argument("--init", default="auto", choices=("auto", "kaiming", "xavier", "torch"), help="weight init written into the torch source (default: the spec's, else kaiming)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="tvm: the device to compile for")
     p.add_argument("--batch", type=int, default=1, metavar="N", help="onnx/tvm: the example batch size (the onnx batch stays dynamic)")
@@ -50,22 +55,27 @@ def _compile_torch(net, output: Path, args) -> None:
 
     if args.checkpoint:
         from archdsl.backends.torch import load_checkpoint, to_torch
-        from archdsl.backends.torch.checkpoint import load_weights
+        from archdsl.backends.torch.foreign import load_into
 
         # A standalone file holds no weights; check that the checkpoint fits and say how to load it.
-        load_weights(to_torch(net, init="torch"), load_checkpoint(args.checkpoint), net.name)
-        print(f"{args.checkpoint} fits; load it with model.load_state_dict(torch.load(...))", file=sys.stderr)
+        mapping = load_into(to_torch(net, init="torch"), net, load_checkpoint(args.checkpoint), strict=args.strict,
+                            what=args.checkpoint)
+        if mapping is None:
+            print(f"{args.checkpoint} fits; load it with model.load_state_dict(torch.load(...))", file=sys.stderr)
+        else:
+            print(f"{args.checkpoint} fits by structure, not by name; `archdsl compile --target onnx --checkpoint`"
+                  " writes a file with the weights", file=sys.stderr)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(generate_source(net, init=args.init))
 
 
 def _compile_onnx(net, output: Path, args) -> None:
     from archdsl.backends.torch import export_onnx, load_checkpoint, to_torch
-    from archdsl.backends.torch.checkpoint import load_weights
+    from archdsl.backends.torch.foreign import load_into
 
     model = to_torch(net, init=args.init)
     if args.checkpoint:
-        load_weights(model, load_checkpoint(args.checkpoint), net.name)
+        load_into(model, net, load_checkpoint(args.checkpoint), strict=args.strict, what=args.checkpoint)
     export_onnx(net, output, model=model, batch=args.batch)
 
 
@@ -76,4 +86,13 @@ def _compile_tvm(net, output: Path, args) -> None:
         from archdsl.backends.tvm import compile_spec
     except ImportError as exc:
         raise ArchError(f"--target tvm needs the TVM backend: pip install 'archdsl[tvm]' ({exc})") from None
-    compile_spec(net, output, checkpoint=args.checkpoint, device=args.device, batch=args.batch, db=args.db)
+    checkpoint = args.checkpoint
+    if checkpoint and not str(checkpoint).endswith(".npz"):
+        from archdsl.backends.torch import load_checkpoint
+        from archdsl.backends.torch.foreign import adopt, is_foreign
+        from archdsl.by_structure import state_keys
+
+        state = load_checkpoint(checkpoint)
+        if is_foreign(state_keys(net), state):  # torchvision's, timm's: renamed to the spec's keys by structure
+            checkpoint, _ = adopt(net, state, strict=True, what=args.checkpoint)
+    compile_spec(net, output, checkpoint=checkpoint, device=args.device, batch=args.batch, db=args.db)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from archdsl.commands.arguments import boolean
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="evaluate a trained checkpoint: top-1/top-5, confusion matrix")
@@ -14,6 +16,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("-o", "--out", metavar="DIR", help="folder for confusion_SPLIT.png (default: the checkpoint's)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--strict", type=boolean, default=True, metavar="BOOL",
+                   help="a state_dict from elsewhere (torchvision, timm) is mapped by structure; false: evaluate with"
+                        " what fits")
 
 
 def run(args) -> int:
@@ -31,7 +36,7 @@ def run(args) -> int:
     if checkpoint.is_dir():  # a run folder: its final weights, which its summary.json's test figures describe
         checkpoint = checkpoint / "last.pt"
     result = evaluate(net, checkpoint, EvalOptions(args.dataset, args.split, args.batch_size, args.device,
-                                                   Path(args.out) if args.out else None))
+                                                   Path(args.out) if args.out else None, strict=args.strict))
     if args.json:
         print(json.dumps({**result.as_json(), "png": str(result.png) if result.png else None}))
         return 0

@@ -26,7 +26,9 @@ SETTING_FLAGS = (
     ("--init", "init", "SCHEME", "auto, kaiming, xavier, torch"),
     ("--aux-weight", "aux_weight", "W", "weight of auxiliary classifier losses (default 0.3)"),
     ("--num-classes", "num_classes", "N", "replace the last fc with a fresh one of N outputs"),
-    ("--init-from", "init_from", "CHECKPOINT", "start from the matching weights (name and shape) of a checkpoint"),
+    ("--init-from", "init_from", "CHECKPOINT", "start from a checkpoint's weights: archdsl's by name, any other "
+     "state_dict (torchvision, timm, {name: tensor}) by structure"),
+    ("--strict", "strict", "BOOL", "false: load what of --init-from fits by structure, keep fresh weights elsewhere"),
     ("--freeze", "freeze", "LAYER", "freeze every layer up to and including LAYER (topological order)"),
 )
 

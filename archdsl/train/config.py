@@ -64,6 +64,7 @@ class TrainConfig:
     aux_weight: float = 0.3
     num_classes: int | None = None  # None: the spec's own head must match the data
     init_from: str | None = None
+    strict: bool = True  # a foreign init_from must fit by structure, but for the heads num_classes replaces
     freeze: str | None = None
     spans: Mapping[str, Span] = field(default_factory=dict, compare=False, repr=False)
 
@@ -165,6 +166,7 @@ READERS: dict[str, Callable[[ast.Setting], Any]] = {
     "aux_weight": lambda s: read.number(s, float, 0),
     "num_classes": lambda s: read.number(s, int, 1),
     "init_from": _optional_text,
+    "strict": read.boolean,
     "freeze": _optional_text,
 }
 ALIASES = {"batch": "batch_size", "learning_rate": "lr", "wd": "weight_decay", "augmentation": "augment",

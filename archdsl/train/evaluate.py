@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from archdsl.backends.torch import foreign
+from archdsl.by_structure import state_keys
 from archdsl.errors import ArchError
 from archdsl.network import Network
 from archdsl.train import checkpoint as ckpt
@@ -29,6 +31,7 @@ class EvalOptions:
     batch_size: int = 256
     device: str = "auto"
     out: Path | None = None  # where the confusion PNG goes; None: next to the checkpoint
+    strict: bool = True  # a state_dict from elsewhere must fit the spec by structure
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
 
     checkpoint_path = Path(checkpoint_path)
     payload = ckpt.load(checkpoint_path)
+    if foreign.is_foreign(state_keys(net), payload["model"], archdsl=payload.get("format") == ckpt.FORMAT):  # torchvision's, timm's: renamed by structure
+        state, _ = foreign.adopt(net, payload["model"], strict=options.strict, what=str(checkpoint_path))
+        payload = {**payload, "model": state}
     config = TrainConfig.from_json(payload["config"]) if "config" in payload else TrainConfig()
     if options.dataset:
         config = dataclasses.replace(config, dataset=options.dataset)
@@ -66,8 +72,9 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
         raise ArchError(f"the model predicts {model_classes} classes but dataset '{config.dataset}' has "
                         f"{data.info.num_classes}; evaluate on the data it was trained for")
     model = model_mod.build_model(trained_net, "torch")  # every weight comes from the checkpoint
-    model_mod.check_fits(model, payload["model"], str(checkpoint_path), net.name)
-    model.load_state_dict(payload["model"])
+    if options.strict:
+        model_mod.check_fits(model, payload["model"], str(checkpoint_path), net.name)
+    model.load_state_dict(payload["model"], strict=options.strict)
     placement = place(options.device)
     if len(net.input_shape) != 3:
         placement = dataclasses.replace(placement, channels_last=False)

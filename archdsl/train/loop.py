@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archdsl.backends.torch import foreign
 from archdsl.errors import ArchError
 from archdsl.network import Network
 from archdsl.train import checkpoint as ckpt
@@ -216,7 +217,15 @@ def _train(net, config, options, ctx, place_, started) -> Result:
             source = ckpt.load(config.init_from)
         except ArchError as err:
             raise err.with_span(config.span("init_from"))
-        transfer = model_mod.load_matching(model, source["model"])
+        state = source["model"]
+        if foreign.is_foreign(model.state_dict(), state, archdsl=source.get("format") == ckpt.FORMAT):
+            try:
+                state, mapping = foreign.adopt(trained_net, state, strict=config.strict, fresh=replaced,
+                                               what=f"--init-from {config.init_from}")
+            except ArchError as err:
+                raise err.with_span(config.span("init_from"))
+            log(f"init from {config.init_from}: {foreign.describe(mapping)}")
+        transfer = model_mod.load_matching(model, state)
         log(f"init from {config.init_from}: {transfer.describe()}")
     if config.freeze:
         frozen_layers = model_mod.freeze_up_to(model, trained_net, config.freeze, config.span("freeze"))

@@ -4,10 +4,16 @@ The dynamo-based exporter (torch.export + onnxscript; the default since torch 2.
 is used first; the TorchScript exporter (`dynamo=False`, deprecated but still
 shipped in 2.13) is the fallback for a graph torch.export cannot capture. Both work
 offline. The batch dimension is dynamic; outputs are named as in the spec.
+
+The file is the architecture as written, so that `archdsl import` reads the spec back:
+batch norms stay batch norms (the exporters fold them into the convolutions by default,
+which changes the parameters), a bias stays even where it is still all zeros, and `lrn`
+is ONNX's own LRN operator rather than the nine operators PyTorch computes it with.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import warnings
@@ -64,20 +70,126 @@ def _quiet():
 
 def _export_dynamo(model, example, path: Path, names: list[str]) -> None:
     batch = torch.export.Dim("batch", min=1)
-    with _quiet():
+    with _quiet(), _onnx_lrn(model):
         program = torch.onnx.export(
             model, (example,), dynamo=True, opset_version=OPSET, input_names=["input"], output_names=names,
-            dynamic_shapes=({0: batch},), optimize=True, verbose=False,
+            dynamic_shapes=({0: batch},), optimize=False, verbose=False,
+            custom_translation_table={torch.ops.archdsl.lrn.default: _lrn_onnxscript()},
         )
+        _optimize_keeping_the_architecture(program.model, set(model.state_dict()))
         program.save(str(path))
 
 
+def _optimize_keeping_the_architecture(model, parameters: set[str]) -> None:
+    """onnxscript's optimizer (what `optimize=True` runs: constant folding, its rewrite rules, clean-up)
+    without the rules that change the architecture: folding batch norms into convolutions, dropping
+    biases that are zero (a fresh model's are), and merging equal initialisers. The zero biases the
+    exporter itself gives convolutions that have none go (they are not among the `parameters`)."""
+    import onnx_ir as ir
+    import onnx_ir.passes.common as common
+    from onnxscript import rewriter
+    from onnxscript.optimizer import _constant_folding
+    from onnxscript.rewriter.rules import common as rules
+
+    changing = {
+        rules.fuse_batchnorm_into_conv_rule, rules.fuse_batchnorm_into_conv_transpose_rule,
+        rules.fuse_batchnorm_into_gemm_rule, rules.remove_optional_bias_from_conv_rule,
+        rules.remove_optional_bias_from_conv_transpose_rule, rules.remove_optional_bias_from_gemm_rule,
+    }
+    kept = [rule for rule in rewriter._DEFAULT_REWRITE_RULES if rule not in changing]
+    passes = ir.passes.Sequential(
+        common.InlinePass(),
+        ir.passes.PassManager(
+            [_constant_folding.FoldConstantsPass(shape_inference=True, input_size_limit=8192, output_size_limit=1 << 20),
+             rewriter.RewritePass(kept), common.RemoveUnusedNodesPass(), common.RemoveUnusedFunctionsPass(),
+             common.RemoveUnusedOpsetsPass()],
+            steps=2, early_stop=True,
+        ),
+        common.RemoveUnusedNodesPass(),
+        common.LiftConstantsToInitializersPass(lift_all_constants=True, size_limit=0),
+        common.CommonSubexpressionEliminationPass(),
+        common.NameFixPass(),
+    )
+    passes(model)
+    for node in model.graph:
+        if node.op_type in ("Conv", "ConvTranspose", "Gemm") and len(node.inputs) == 3 and node.inputs[2] is not None:
+            bias = node.inputs[2]
+            value = bias.const_value
+            if bias.name not in parameters and value is not None and not value.numpy().any():
+                node.resize_inputs(2)
+    common.RemoveUnusedNodesPass()(model)
+
+
 def _export_torchscript(model, example, path: Path, names: list[str]) -> None:
-    with _quiet():
+    with _quiet(), _onnx_lrn(model):
         torch.onnx.export(
             model, (example,), str(path), dynamo=False, opset_version=OPSET, input_names=["input"],
             output_names=names, dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in names}},
+            training=torch.onnx.TrainingMode.PRESERVE,  # batch norms stay (eval mode would fold them)
         )
+
+
+# ---- lrn as ONNX's LRN ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _lrn_op():
+    """`torch.ops.archdsl.lrn`: PyTorch's local response norm as one op, which the exporters translate to LRN."""
+
+    @torch.library.custom_op("archdsl::lrn", mutates_args=())
+    def lrn(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+        return torch.nn.functional.local_response_norm(x, size, alpha, beta, k)
+
+    @lrn.register_fake
+    def _(x, size, alpha, beta, k):
+        return torch.empty_like(x)
+
+    def symbolic(g, x, size, alpha, beta, k):  # the TorchScript exporter's translation
+        from torch.onnx import symbolic_helper as helper
+
+        value = helper._maybe_get_const
+        return g.op("LRN", x, size_i=value(size, "i"), alpha_f=value(alpha, "f"), beta_f=value(beta, "f"),
+                    bias_f=value(k, "f"))
+
+    torch.onnx.register_custom_op_symbolic("archdsl::lrn", symbolic, OPSET)
+    return lrn
+
+
+def _lrn_onnxscript():
+    from onnxscript import opset18 as op
+
+    def lrn(x, size: int, alpha: float, beta: float, k: float):
+        return op.LRN(x, size=size, alpha=alpha, beta=beta, bias=k)
+
+    return lrn
+
+
+class _LRN(torch.nn.Module):
+    def __init__(self, module: torch.nn.LocalResponseNorm):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = module.size, module.alpha, module.beta, module.k
+
+    def forward(self, x):
+        return torch.ops.archdsl.lrn(x, self.size, self.alpha, self.beta, self.k)
+
+
+@contextlib.contextmanager
+def _onnx_lrn(model):
+    """Each LocalResponseNorm of an odd size swapped for the one-op version while exporting (ONNX's LRN
+    centres an even window one channel later than PyTorch does, so even sizes keep PyTorch's ops)."""
+    _lrn_op()
+    swapped = []
+    for name, module in list(model.named_modules()):
+        if isinstance(module, torch.nn.LocalResponseNorm) and module.size % 2 == 1:
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name)
+            setattr(parent, attr, _LRN(module))
+            swapped.append((parent, attr, module))
+    try:
+        yield
+    finally:
+        for parent, attr, module in swapped:
+            setattr(parent, attr, module)
 
 
 _EXPORTERS = {"dynamo": _export_dynamo, "torchscript": _export_torchscript}

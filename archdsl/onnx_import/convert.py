@@ -1,0 +1,569 @@
+"""ONNX nodes → archdsl layers: a table of small converters keyed by the ONNX op type, as TVM's
+Relax frontends have them. Each converter reads one node (its attributes, its inputs' shapes, its
+constant inputs) and adds layers to the imported graph, or makes its output another name for its
+input (Identity, Dropout, a Reshape that only adds unit dimensions), or folds into the layer before it
+(a MatMul's bias Add, a Flatten before a fully connected layer, which flattens by itself).
+
+A node archdsl cannot express is an `UnsupportedOp` naming the node, its op type and what is
+missing. The converters ask `ops.REGISTRY` for the layer types they need, so an op added to
+archdsl (relu6, silu, hardswish, …) is imported as soon as it is registered.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import networkx as nx
+
+from ..errors import ArchError
+from ..ops import (
+    FC, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Flatten, GlobalAvgPool, Input, LeakyReLU, MaxPool, Op,
+    REGISTRY, ReLU, Scale, Sigmoid, Softmax, Tanh, Upsample,
+)
+from ..shapes import fmt_shape
+from .model import OnnxModel, attributes, module_hint
+
+
+class UnsupportedOp(ArchError):
+    """An ONNX node archdsl has no layer for (or not with these attributes)."""
+
+    def __init__(self, node, what: str):
+        name = node.name or (node.output[0] if node.output else "?")
+        super().__init__(f"ONNX node '{name}' ({node.op_type}): {what}")
+        self.node = node
+
+
+@dataclass
+class Layer:
+    """One layer of the imported graph."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...]  # layer names
+    shape: tuple[int, ...]  # without the batch
+    weights: dict = field(default_factory=dict)  # PyTorch's tensor name → numpy array
+    origin: str = ""  # the ONNX node it came from
+    hint: str | None = None  # the PyTorch module path the exporter recorded
+    classes: tuple[str, ...] = ()
+    index: int = 0  # the ONNX node's position: the program's order
+
+
+class Builder:
+    """The imported graph as it grows: a networkx DiGraph whose nodes carry `Layer`s."""
+
+    def __init__(self, model: OnnxModel):
+        self.model = model
+        self.graph = nx.DiGraph()
+        self.producer: dict[str, str] = {}  # ONNX tensor → the layer whose value it is
+        self.counts: dict[str, int] = {}
+        (source,) = model.inputs
+        shape = model.shape(source)
+        if shape is None or len(shape) < 2:
+            raise ArchError(f"the input '{source}' needs a shape N×C(×…); ONNX gives {shape}")
+        self.input = "input"
+        self.graph.add_node("input", layer=Layer("input", Input(shape[1:]), (), shape[1:], origin=source))
+        self.producer[source] = "input"
+
+    # ---- reading a node ----
+    def const(self, tensor: str):
+        return self.model.constants.get(tensor) if tensor else None
+
+    def shape(self, tensor: str) -> tuple[int, ...]:
+        shape = self.model.shape(tensor)
+        if shape is None:
+            raise ArchError(f"onnx's shape inference gives no shape for tensor '{tensor}'")
+        return shape
+
+    def layer_of(self, tensor: str) -> Layer:
+        return self.graph.nodes[self.producer[tensor]]["layer"]
+
+    def produced(self, tensor: str) -> bool:
+        return tensor in self.producer
+
+    def consumers(self, tensor: str) -> list:
+        return self.model.consumers.get(tensor, [])
+
+    # ---- growing the graph ----
+    def add(self, node, op: Op, inputs: list[str], weights: dict | None = None, output: str | None = None) -> Layer:
+        sources = tuple(self.producer[t] for t in inputs)
+        shapes = tuple(self.graph.nodes[s]["layer"].shape for s in sources)
+        try:
+            shape = op.output_shape(shapes)
+        except ArchError as err:
+            raise UnsupportedOp(node, f"archdsl's {op.family} cannot take it: {err.message}") from None
+        output = output or node.output[0]
+        expected = self.model.shape(output)
+        if expected is not None and tuple(expected[1:]) != tuple(shape):
+            raise UnsupportedOp(node, f"archdsl's {op.describe()} computes {fmt_shape(shape)} where the ONNX graph has"
+                                      f" {fmt_shape(tuple(expected[1:]))}")
+        self.counts[op.family] = self.counts.get(op.family, 0) + 1
+        name = f"{op.family}{self.counts[op.family]}"
+        hint, classes = module_hint(node)
+        layer = Layer(name, op, sources, shape, weights or {}, node.name or node.op_type, hint, classes,
+                      self.model.nodes.index(node) if node in self.model.nodes else len(self.graph))
+        self.graph.add_node(name, layer=layer)
+        for s in sources:
+            self.graph.add_edge(s, name)
+        self.producer[output] = name
+        return layer
+
+    def alias(self, output: str, tensor: str) -> None:
+        self.producer[output] = self.producer[tensor]
+
+    def replace(self, layer: Layer, op: Op, weights: dict) -> None:
+        layer.op = op
+        layer.weights = weights
+
+
+Converter = Callable[[object, Builder, dict], None]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converter(*op_types: str):
+    def register(function: Converter) -> Converter:
+        for op_type in op_types:
+            CONVERTERS[op_type] = function
+        return function
+
+    return register
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+
+
+def _data_inputs(node, b: Builder) -> list[str]:
+    """The inputs that are tensors of the network (not constants, not shape computations)."""
+    return [t for t in node.input if t and b.produced(t)]
+
+
+def _one_input(node, b: Builder) -> str:
+    inputs = _data_inputs(node, b)
+    if len(inputs) != 1:
+        raise UnsupportedOp(node, f"archdsl takes it with one tensor input; it has {len(inputs)}")
+    return inputs[0]
+
+
+def _symmetric(node, pads, rank: int) -> tuple[int, ...]:
+    pads = list(pads) if pads is not None else [0] * (2 * rank)
+    begin, end = pads[:rank], pads[rank:]
+    if begin != end:
+        raise UnsupportedOp(node, f"padding {pads} differs before and after; archdsl pads both sides alike")
+    return tuple(begin)
+
+
+def _auto_pad(node, attrs: dict, kernel, stride, dilation, in_sizes) -> list[int] | None:
+    mode = attrs.get("auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode in ("NOTSET", ""):
+        return attrs.get("pads")
+    if mode == "VALID":
+        return [0] * (2 * len(kernel))
+    begin, end = [], []
+    for n, k, s, d in zip(in_sizes, kernel, stride, dilation):
+        out = math.ceil(n / s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - n, 0)
+        small, large = total // 2, total - total // 2
+        begin.append(small if mode == "SAME_UPPER" else large)
+        end.append(large if mode == "SAME_UPPER" else small)
+    return begin + end
+
+
+def f32(value) -> float:
+    """A float attribute of ONNX (stored as float32) as the shortest decimal that is that float32:
+    1e-05 rather than 9.999999747378752e-06, so that the spec reads as it was written."""
+    import numpy as np
+
+    return float(str(np.float32(value)))
+
+
+def _registered(node, family: str) -> type[Op]:
+    cls = REGISTRY.get(family)
+    if cls is None:
+        raise UnsupportedOp(node, f"archdsl has no '{family}' layer to express it (yet)")
+    return cls
+
+
+# ---- convolution, pooling --------------------------------------------------------------------------------
+
+
+@converter("Conv")
+def conv(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    weight = b.const(node.input[1])
+    if weight is None:
+        raise UnsupportedOp(node, "its weight is computed, not a constant; archdsl needs the kernel as a weight")
+    bias = b.const(node.input[2]) if len(node.input) > 2 else None
+    rank = weight.ndim - 2
+    kernel = tuple(attrs.get("kernel_shape", weight.shape[2:]))
+    stride = tuple(attrs.get("strides", (1,) * rank))
+    dilation = tuple(attrs.get("dilations", (1,) * rank))
+    groups = int(attrs.get("group", 1))
+    pads = _auto_pad(node, attrs, kernel, stride, dilation, b.shape(x)[2:])
+    padding = _symmetric(node, pads, rank)
+    op = Conv(int(weight.shape[0]), kernel, stride, padding, dilation, groups, bias is not None)
+    weights = {"weight": weight} | ({"bias": bias} if bias is not None else {})
+    b.add(node, op, [x], weights)
+
+
+@converter("ConvTranspose")
+def conv_transpose(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    weight = b.const(node.input[1])
+    if weight is None:
+        raise UnsupportedOp(node, "its weight is computed, not a constant")
+    bias = b.const(node.input[2]) if len(node.input) > 2 else None
+    rank = weight.ndim - 2
+    groups = int(attrs.get("group", 1))
+    if "output_shape" in attrs:
+        raise UnsupportedOp(node, "an explicit output_shape; archdsl writes pad and output_padding")
+    if tuple(attrs.get("dilations", (1,) * rank)) != (1,) * rank:
+        raise UnsupportedOp(node, "dilation; archdsl's deconv has none")
+    op = Deconv(int(weight.shape[1]) * groups, tuple(attrs.get("kernel_shape", weight.shape[2:])),
+                tuple(attrs.get("strides", (1,) * rank)), _symmetric(node, attrs.get("pads"), rank),
+                tuple(attrs.get("output_padding", (0,) * rank)), groups, bias is not None)
+    b.add(node, op, [x], {"weight": weight} | ({"bias": bias} if bias is not None else {}))
+
+
+def _pool(node, b: Builder, attrs: dict, cls) -> None:
+    x = _one_input(node, b)
+    kernel = tuple(attrs["kernel_shape"])
+    rank = len(kernel)
+    stride = tuple(attrs.get("strides", (1,) * rank))
+    if tuple(attrs.get("dilations", (1,) * rank)) != (1,) * rank:
+        raise UnsupportedOp(node, "a dilated pooling window; archdsl's pooling has no dilation")
+    pads = _auto_pad(node, attrs, kernel, stride, (1,) * rank, b.shape(x)[2:])
+    padding = _symmetric(node, pads, rank)
+    ceil = bool(attrs.get("ceil_mode", 0))
+    if cls is AvgPool:
+        op = AvgPool(kernel, stride, padding, ceil, bool(attrs.get("count_include_pad", 0)))
+    else:
+        op = MaxPool(kernel, stride, padding, ceil)
+    b.add(node, op, [x])
+
+
+converter("MaxPool")(lambda node, b, attrs: _pool(node, b, attrs, MaxPool))
+converter("AveragePool")(lambda node, b, attrs: _pool(node, b, attrs, AvgPool))
+
+
+@converter("GlobalAveragePool")
+def global_average_pool(node, b: Builder, attrs: dict) -> None:
+    b.add(node, GlobalAvgPool(), [_one_input(node, b)])
+
+
+@converter("ReduceMean")
+def reduce_mean(node, b: Builder, attrs: dict) -> None:
+    """The mean over every spatial position: global average pooling (kept dims), then a flatten if not."""
+    x = _one_input(node, b)
+    rank = len(b.shape(x))
+    axes = attrs.get("axes")
+    if axes is None and len(node.input) > 1:
+        constant = b.const(node.input[1])
+        axes = None if constant is None else [int(a) for a in constant.reshape(-1)]
+    axes = sorted(a % rank for a in axes) if axes is not None else None
+    if axes != list(range(2, rank)):
+        raise UnsupportedOp(node, f"a mean over axes {axes}; archdsl averages over every spatial position only (gap)")
+    if attrs.get("keepdims", 1):
+        b.add(node, GlobalAvgPool(), [x])
+    else:
+        pooled = b.add(node, GlobalAvgPool(), [x], output=node.output[0] + "#pooled")
+        b.producer[node.output[0] + "#pooled"] = pooled.name
+        b.add(node, Flatten(), [node.output[0] + "#pooled"])
+
+
+@converter("LRN")
+def lrn(node, b: Builder, attrs: dict) -> None:
+    size = int(attrs["size"])
+    if size % 2 == 0:
+        raise UnsupportedOp(node, "an even LRN size, whose window ONNX centres one channel later than archdsl does")
+    b.add(node, LRN(size, f32(attrs.get("alpha", 1e-4)), f32(attrs.get("beta", 0.75)), f32(attrs.get("bias", 1.0))),
+          [_one_input(node, b)])
+
+
+# ---- normalisation ----------------------------------------------------------------------------------------
+
+
+@converter("BatchNormalization")
+def batch_norm(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    scale, shift, mean, var = (b.const(t) for t in node.input[1:5])
+    if any(v is None for v in (scale, shift, mean, var)):
+        raise UnsupportedOp(node, "its scale, shift and statistics must be constants (a graph in inference mode)")
+    momentum = float(attrs.get("momentum", 0.9))
+    op = BatchNorm(f32(attrs.get("epsilon", 1e-5)), round(1.0 - momentum, 6))
+    import numpy as np
+
+    weights = {"weight": scale, "bias": shift, "running_mean": mean, "running_var": var,
+               "num_batches_tracked": np.array(0, dtype=np.int64)}
+    b.add(node, op, [x], weights)
+
+
+# ---- activations ----------------------------------------------------------------------------------------------
+
+
+def _activation(op_type: str, make: Callable[[dict], Op]):
+    def convert(node, b: Builder, attrs: dict) -> None:
+        b.add(node, make(attrs), [_one_input(node, b)])
+
+    CONVERTERS[op_type] = convert
+
+
+_activation("Relu", lambda attrs: ReLU())
+_activation("Sigmoid", lambda attrs: Sigmoid())
+_activation("Tanh", lambda attrs: Tanh())
+_activation("LeakyRelu", lambda attrs: LeakyReLU(f32(attrs.get("alpha", 0.01))))
+
+
+@converter("Gelu")
+def gelu(node, b: Builder, attrs: dict) -> None:
+    approximate = attrs.get("approximate", b"none")
+    if (approximate.decode() if isinstance(approximate, bytes) else approximate) != "none":
+        raise UnsupportedOp(node, "GELU's tanh approximation; archdsl's gelu is the exact (erf) form")
+    b.add(node, REGISTRY["gelu"](), [_one_input(node, b)])
+
+
+@converter("Softmax")
+def softmax(node, b: Builder, attrs: dict) -> None:
+    x = _one_input(node, b)
+    rank = len(b.shape(x))
+    axis = int(attrs.get("axis", -1 if b.model.opset >= 13 else 1)) % rank
+    if axis != 1 and not (rank == 2 and axis == 1):
+        raise UnsupportedOp(node, f"a softmax over axis {axis}; archdsl's is over the channels (axis 1)")
+    b.add(node, Softmax(), [x])
+
+
+@converter("Clip")
+def clip(node, b: Builder, attrs: dict) -> None:
+    """ReLU6 (torchvision's MobileNets) is Clip(0, 6)."""
+    low = attrs.get("min")
+    high = attrs.get("max")
+    if low is None and len(node.input) > 1 and node.input[1]:
+        low = b.const(node.input[1])
+    if high is None and len(node.input) > 2 and node.input[2]:
+        high = b.const(node.input[2])
+    low = None if low is None else float(low)
+    high = None if high is None else float(high)
+    if (low, high) == (0.0, 6.0):
+        b.add(node, _registered(node, "relu6")(), [_one_input(node, b)])
+    elif low == 0.0 and high is None:
+        b.add(node, ReLU(), [_one_input(node, b)])
+    else:
+        raise UnsupportedOp(node, f"a clip to [{low}, {high}]; archdsl has relu (0, ∞) and relu6 (0, 6)")
+
+
+@converter("HardSigmoid")
+def hard_sigmoid(node, b: Builder, attrs: dict) -> None:
+    alpha, beta = f32(attrs.get("alpha", 0.2)), f32(attrs.get("beta", 0.5))
+    if not (math.isclose(alpha, 1 / 6, rel_tol=1e-5) and math.isclose(beta, 0.5)):
+        raise UnsupportedOp(node, f"a hard sigmoid with alpha={alpha}, beta={beta}; archdsl's is PyTorch's (1/6, 0.5)")
+    b.add(node, _registered(node, "hardsigmoid")(), [_one_input(node, b)])
+
+
+@converter("HardSwish")
+def hard_swish(node, b: Builder, attrs: dict) -> None:
+    b.add(node, _registered(node, "hardswish")(), [_one_input(node, b)])
+
+
+@converter("Mish")
+def mish(node, b: Builder, attrs: dict) -> None:
+    b.add(node, _registered(node, "mish")(), [_one_input(node, b)])
+
+
+@converter("Elu")
+def elu(node, b: Builder, attrs: dict) -> None:
+    cls = _registered(node, "elu")
+    alpha = f32(attrs.get("alpha", 1.0))
+    b.add(node, cls(alpha) if alpha != 1.0 else cls(), [_one_input(node, b)])
+
+
+# ---- fully connected, reshapes ---------------------------------------------------------------------------------
+
+
+def _flattened_source(b: Builder, tensor: str) -> str:
+    """A fully connected layer flattens its input itself: read through a flatten that nothing else reads."""
+    layer = b.layer_of(tensor)
+    if isinstance(layer.op, Flatten) and b.graph.out_degree(layer.name) == 0:
+        source = layer.inputs[0]
+        b.graph.remove_node(layer.name)
+        for t, producer in list(b.producer.items()):
+            if producer == layer.name:
+                b.producer[t] = source
+        return source
+    return b.producer[tensor]
+
+
+@converter("Gemm")
+def gemm(node, b: Builder, attrs: dict) -> None:
+    import numpy as np
+
+    x = node.input[0]
+    weight = b.const(node.input[1])
+    if weight is None or attrs.get("transA", 0):
+        raise UnsupportedOp(node, "a product of two tensors of the network; archdsl's fc multiplies by a weight")
+    weight = weight if attrs.get("transB", 0) else np.ascontiguousarray(weight.T)
+    if float(attrs.get("alpha", 1.0)) != 1.0:
+        weight = weight * float(attrs["alpha"])
+    bias = b.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if bias is not None:
+        beta = float(attrs.get("beta", 1.0))
+        bias = np.broadcast_to(bias if beta == 1.0 else bias * beta, (weight.shape[0],))
+    _fc(node, b, x, weight, bias)
+
+
+def _fc(node, b: Builder, x: str, weight, bias) -> None:
+    source = _flattened_source(b, x)
+    b.producer[x + "#flat"] = source
+    op = FC(int(weight.shape[0]), bias is not None)
+    b.add(node, op, [x + "#flat"], {"weight": weight} | ({"bias": bias} if bias is not None else {}))
+
+
+@converter("MatMul")
+def matmul(node, b: Builder, attrs: dict) -> None:
+    import numpy as np
+
+    weight = b.const(node.input[1])
+    if weight is None or weight.ndim != 2 or len(b.shape(node.input[0])) != 2:
+        raise UnsupportedOp(node, "a matrix product archdsl cannot write as an fc (N×n times a constant n×m)")
+    _fc(node, b, node.input[0], np.ascontiguousarray(weight.T), None)
+
+
+@converter("Flatten")
+def flatten(node, b: Builder, attrs: dict) -> None:
+    x = _one_input(node, b)
+    if int(attrs.get("axis", 1)) != 1:
+        raise UnsupportedOp(node, "a flatten from another axis than 1; archdsl keeps the batch and flattens the rest")
+    _reshape(node, b, x)
+
+
+def _reshape(node, b: Builder, x: str) -> None:
+    """A reshape that only adds or drops unit dimensions is the same tensor to archdsl (SE's weights,
+    N×C → N×C×1×1); one to N×(everything) is a flatten."""
+    before, after = b.shape(x)[1:], b.shape(node.output[0])[1:]
+    if [d for d in before if d != 1] == [d for d in after if d != 1] and (len(after) <= 1 or after[0] == before[0]):
+        if len(after) == 1 and len(before) > 1:  # C×1×1 → C: a flatten, which an fc after it does itself
+            b.add(node, Flatten(), [x])
+        else:
+            b.alias(node.output[0], x)
+        return
+    if len(after) == 1 and after[0] == math.prod(before):
+        b.add(node, Flatten(), [x])
+        return
+    raise UnsupportedOp(node, f"a reshape {fmt_shape(before)} → {fmt_shape(after)}; archdsl flattens C×H×W to C·H·W only")
+
+
+@converter("Reshape", "Squeeze", "Unsqueeze")
+def reshape(node, b: Builder, attrs: dict) -> None:
+    _reshape(node, b, node.input[0])
+
+
+@converter("Identity", "Dropout")
+def identity(node, b: Builder, attrs: dict) -> None:
+    if node.input[0] in b.producer:
+        b.alias(node.output[0], node.input[0])
+
+
+# ---- merges -----------------------------------------------------------------------------------------------
+
+
+@converter("Add", "Sum")
+def add(node, b: Builder, attrs: dict) -> None:
+    inputs = _data_inputs(node, b)
+    constants = [t for t in node.input if t and not b.produced(t)]
+    if len(inputs) == 1 and len(constants) == 1:  # a MatMul's bias
+        import numpy as np
+
+        layer = b.layer_of(inputs[0])
+        bias = b.const(constants[0])
+        if isinstance(layer.op, FC) and not layer.op.bias and bias is not None and b.graph.out_degree(layer.name) == 0:
+            b.replace(layer, FC(layer.op.out_features, True),
+                      {**layer.weights, "bias": np.broadcast_to(bias, (layer.op.out_features,)).copy()})
+            b.alias(node.output[0], inputs[0])
+            return
+        raise UnsupportedOp(node, "adding a constant; archdsl adds tensors of the network only")
+    if len(inputs) < 2:
+        raise UnsupportedOp(node, "archdsl's add sums two or more tensors of the network")
+    shapes = {b.shape(t) for t in inputs}
+    if len(shapes) != 1:
+        raise UnsupportedOp(node, f"an add that broadcasts {sorted(shapes)}; archdsl adds tensors of one shape")
+    b.add(node, Add(), inputs)
+
+
+@converter("Mul")
+def mul(node, b: Builder, attrs: dict) -> None:
+    inputs = _data_inputs(node, b)
+    if len(inputs) != 2:
+        raise UnsupportedOp(node, "multiplying by a constant; archdsl multiplies tensors of the network")
+    x, s = inputs
+    layer_s = b.layer_of(s)
+    if isinstance(layer_s.op, Sigmoid) and layer_s.inputs == (b.producer[x],) and "silu" in REGISTRY:
+        b.graph.remove_node(layer_s.name) if b.graph.out_degree(layer_s.name) == 0 and len(b.consumers(s)) == 1 else None
+        b.add(node, REGISTRY["silu"](), [x])
+        return
+    shape_x, shape_s = b.shape(x)[1:], b.shape(s)[1:]
+    if len(shape_s) > len(shape_x) or shape_x != shape_s and all(d == 1 for d in shape_x[1:]):
+        x, s, shape_x, shape_s = s, x, shape_s, shape_x
+    if shape_s and shape_s[0] == shape_x[0] and all(d == 1 for d in shape_s[1:]) and len(shape_x) > 1:
+        b.add(node, Scale(), [x, s])  # x · s per channel: squeeze-and-excitation
+        return
+    if "mul" in REGISTRY and shape_x == shape_s:
+        b.add(node, REGISTRY["mul"](), [x, s])
+        return
+    raise UnsupportedOp(node, f"a product of {fmt_shape(shape_x)} and {fmt_shape(shape_s)}; archdsl multiplies"
+                              " a C×H×W map by one weight per channel (se)")
+
+
+@converter("Concat")
+def concat(node, b: Builder, attrs: dict) -> None:
+    inputs = _data_inputs(node, b)
+    if len(inputs) != len([t for t in node.input if t]):
+        raise UnsupportedOp(node, "concatenating a constant")
+    if int(attrs["axis"]) % len(b.shape(inputs[0])) != 1:
+        raise UnsupportedOp(node, f"a concatenation on axis {attrs['axis']}; archdsl concatenates channels")
+    if len(inputs) == 1:
+        b.alias(node.output[0], inputs[0])
+        return
+    b.add(node, Concat(), inputs)
+
+
+# ---- resizing ----------------------------------------------------------------------------------------------------
+
+
+@converter("Resize", "Upsample")
+def resize(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    before, after = b.shape(x)[2:], b.shape(node.output[0])[2:]
+    if any(a % n for a, n in zip(after, before)):
+        raise UnsupportedOp(node, f"a resize {fmt_shape(before)} → {fmt_shape(after)} by a fraction; archdsl upsamples by whole factors")
+    scale = tuple(a // n for a, n in zip(after, before))
+    mode = attrs.get("mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "nearest":
+        written = "nearest"
+    elif mode == "linear" and len(before) == 2:
+        transform = attrs.get("coordinate_transformation_mode", b"half_pixel")
+        transform = transform.decode() if isinstance(transform, bytes) else transform
+        if transform not in ("half_pixel", "pytorch_half_pixel"):
+            raise UnsupportedOp(node, f"bilinear resizing with {transform} coordinates; archdsl's is PyTorch's"
+                                      " (align_corners=False)")
+        written = "bilinear"
+    else:
+        raise UnsupportedOp(node, f"resizing by '{mode}'; archdsl upsamples nearest, or bilinear in 2-D")
+    b.add(node, Upsample(scale, written), [x])
+
+
+# ---- shape computations: nothing to archdsl ---------------------------------------------------------------------
+
+
+@converter("Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Slice", "Equal", "Where", "Size")
+def plumbing(node, b: Builder, attrs: dict) -> None:
+    """Nodes that compute shapes or constants: fine as long as no layer reads their output as a tensor."""
+    if any(b.produced(t) for t in node.input if t) and node.op_type not in ("Shape", "Size"):
+        raise UnsupportedOp(node, "an operation on a tensor of the network that archdsl has no layer for")
+
+
+def convert_node(node, b: Builder) -> None:
+    function = CONVERTERS.get(node.op_type)
+    if node.domain not in ("", "ai.onnx") or function is None:
+        raise UnsupportedOp(node, f"archdsl has no layer for the op '{node.op_type}'"
+                                  + (f" of domain '{node.domain}'" if node.domain not in ("", "ai.onnx") else ""))
+    function(node, b, attributes(node))

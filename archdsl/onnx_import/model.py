@@ -1,0 +1,152 @@
+"""An ONNX file read for importing: its nodes in order, every tensor's shape, its constants.
+
+The batch dimension is fixed to 1 before onnx's shape inference (with data propagation, so
+that a Reshape whose target is computed from `Shape` still gets its output shape), so that
+every shape is static; archdsl's shapes are the inferred ones without the batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ArchError
+
+
+def need_onnx():
+    try:
+        import numpy  # noqa: F401
+        import onnx
+    except ImportError as exc:
+        raise ArchError(f"importing ONNX needs the onnx package: pip install 'archdsl[torch]' ({exc})") from None
+    return onnx
+
+
+@dataclass
+class OnnxModel:
+    path: Path | None
+    graph_name: str
+    nodes: list  # onnx.NodeProto, in the file's (topological) order
+    shapes: dict[str, tuple[int, ...]]  # tensor → shape, batch included
+    constants: dict[str, object]  # tensor → numpy array: initialisers, Constant nodes and their Identity copies
+    inputs: list[str]  # the graph's inputs that are not initialisers
+    outputs: list[str]
+    opset: int
+    consumers: dict[str, list] = field(default_factory=dict)  # tensor → the nodes that read it
+
+    def shape(self, tensor: str) -> tuple[int, ...] | None:
+        return self.shapes.get(tensor)
+
+
+def read(source) -> OnnxModel:
+    """An ONNX file (path or ModelProto), checked, its batch fixed to 1 and its shapes inferred."""
+    onnx = need_onnx()
+    from onnx import numpy_helper, shape_inference
+
+    path = None
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ArchError(f"no ONNX file at '{path}'")
+        try:
+            proto = onnx.load(str(path))
+        except Exception as exc:  # not protobuf, truncated
+            raise ArchError(f"'{path}' is not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    else:
+        proto = source
+    graph = proto.graph
+    initialisers = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initialisers]
+    if len(inputs) != 1:
+        raise ArchError(f"archdsl imports networks with one input; this graph has {len(inputs)}: {', '.join(inputs)}")
+    for value in list(graph.input) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and value.name not in initialisers:
+            dims[0].Clear()
+            dims[0].dim_value = 1
+    graph.ClearField("value_info")
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for t in graph.initializer:  # shape inference reads the dims only: do not make it copy the weights
+        if t.name in constants and constants[t.name].size > 64:
+            for data in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
+                t.ClearField(data)
+            t.data_location = onnx.TensorProto.DEFAULT
+    try:
+        inferred = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise ArchError(f"onnx's shape inference fails on this graph: {type(exc).__name__}: {exc}") from None
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape"):
+            continue
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
+        if all(d >= 0 for d in dims):
+            shapes[value.name] = dims
+    for t in graph.initializer:
+        shapes[t.name] = tuple(t.dims)
+    nodes = list(inferred.graph.node)
+    for node in nodes:
+        if node.op_type == "Constant" and node.output:
+            value = _constant_value(node, numpy_helper)
+            if value is not None:
+                constants[node.output[0]] = value
+                shapes[node.output[0]] = tuple(value.shape)
+        elif node.op_type == "Identity" and node.input and node.input[0] in constants:
+            constants[node.output[0]] = constants[node.input[0]]
+            shapes[node.output[0]] = tuple(constants[node.input[0]].shape)
+    consumers: dict[str, list] = {}
+    for node in nodes:
+        for tensor in node.input:
+            if tensor:
+                consumers.setdefault(tensor, []).append(node)
+    return OnnxModel(path, graph.name or (path.stem if path else "imported"), nodes, shapes, constants, inputs,
+                     [o.name for o in graph.output], opset, consumers)
+
+
+def _constant_value(node, numpy_helper):
+    import numpy as np
+
+    for attr in node.attribute:
+        if attr.name == "value":
+            return numpy_helper.to_array(attr.t)
+        if attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(list(attr.floats), dtype=np.float32)
+        if attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(list(attr.ints), dtype=np.int64)
+    return None
+
+
+def attributes(node) -> dict:
+    """A node's attributes as Python values."""
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def module_hint(node) -> tuple[str | None, tuple[str, ...]]:
+    """Where PyTorch's exporters say a node came from: (module path, class names from the root).
+
+    The dynamo exporter keeps both in the node's metadata; the TorchScript exporter names
+    nodes after their module path (`/layer1/layer1.0/conv1/Conv`)."""
+    meta = {p.key: p.value for p in node.metadata_props}
+    scopes = meta.get("pkg.torch.onnx.name_scopes")
+    classes = meta.get("pkg.torch.onnx.class_hierarchy")
+    if scopes:
+        import ast
+
+        try:
+            scope_list = ast.literal_eval(scopes)
+            class_list = tuple(ast.literal_eval(classes)) if classes else ()
+        except (ValueError, SyntaxError):
+            return None, ()
+        path = scope_list[-2] if len(scope_list) >= 2 else None
+        return (path or None), class_list[:-1]
+    if node.name.startswith("/"):
+        parts = node.name.strip("/").split("/")
+        return (parts[-2] if len(parts) >= 2 else None), ()
+    return None, ()

@@ -1,0 +1,605 @@
+"""The imported graph's structure as a person writes it: composites, named tensors, blocks.
+
+  * `composites`: a merge (add, concat, SE's scale) whose inputs are chains from one tensor — its
+    immediate dominator, found with networkx's `immediate_dominators` — and whose layers nothing
+    outside reads, is a composite: `residual<…>` (an add of a path and its input, or of two paths;
+    archdsl's own projection shortcut is left for archdsl to insert), `inception<…>` (branches
+    that meet in a concat; an empty branch passes the input through: DenseNet's layer), `se<r>`.
+  * `sequence`: the rest, in the program's order, with `-> name` and `@name` where a tensor is read
+    away from where it was made (U-Net's skips, GoogLeNet's auxiliary heads).
+  * `blocks`: a composite with the activations after it that occurs several times with the same
+    wiring — networkx's isomorphism on the layers as written, labelled by op but not by the
+    numbers that differ between occurrences — is a parametrised `block`, its numbers the block's
+    parameters (`c`, `4*c`, `s`), called once per occurrence and `* n` where calls repeat.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import networkx as nx
+from networkx.algorithms import isomorphism
+
+from ..ops import FC, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, GlobalAvgPool, MaxPool, ReLU, Scale, Sigmoid, Trait
+from .convert import Layer
+
+# ---- the items of a spec ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerItem:
+    node: str
+
+
+@dataclass
+class MergeItem:
+    """A merge written with named tensors: `add(@a)`, `concat(@a, @b)` (the current tensor first)."""
+
+    node: str
+    refs: list[str]
+
+
+@dataclass
+class Residual:
+    fork: str
+    merge: str
+    body: list
+    shortcut: list | None  # None: archdsl's own projection, left for it to insert; []: the identity
+    inserted: list[str] = field(default_factory=list)  # the projection's layers, when archdsl inserts them
+
+
+@dataclass
+class Inception:
+    fork: str
+    merge: str
+    branches: list[list]
+
+
+@dataclass
+class SqueezeExcite:
+    fork: str
+    merge: str
+    ratio: int
+    layers: list[str]
+
+
+@dataclass
+class Name:
+    name: str
+
+
+@dataclass
+class Ref:
+    name: str
+
+
+@dataclass
+class Call:
+    block: "Block"
+    args: tuple  # one value per parameter
+    nodes: list[str]  # the layers of this occurrence
+
+
+@dataclass
+class Repeat:
+    call: Call
+    count: int
+
+
+@dataclass
+class Block:
+    name: str
+    params: list[str]
+    defaults: dict[str, int]
+    template: list  # the first occurrence's items
+    slots: dict  # (node of the template, field) → a number, or the expression text of a parameter
+    values: dict = field(default_factory=dict)  # parameter → its value in each occurrence
+    calls: list[Call] = field(default_factory=list)
+
+
+Composite = (Residual, Inception, SqueezeExcite)
+
+
+def nodes_of(items) -> list[str]:
+    """Every layer in a sequence of items (composites' layers included), in order."""
+    out = []
+    for item in items:
+        if isinstance(item, (LayerItem, MergeItem)):
+            out.append(item.node)
+        elif isinstance(item, Residual):
+            out += nodes_of(item.body) + (nodes_of(item.shortcut) if item.shortcut else item.inserted) + [item.merge]
+        elif isinstance(item, Inception):
+            out += [n for b in item.branches for n in nodes_of(b)] + [item.merge]
+        elif isinstance(item, SqueezeExcite):
+            out += item.layers + [item.merge]
+        elif isinstance(item, Call):
+            out += item.nodes
+        elif isinstance(item, Repeat):
+            out += nodes_of([item.call]) * 1
+    return out
+
+
+def output_of(item) -> str:
+    if isinstance(item, (LayerItem, MergeItem)):
+        return item.node
+    if isinstance(item, Composite):
+        return item.merge
+    raise TypeError(item)
+
+
+# ---- composites --------------------------------------------------------------------------------------------
+
+
+def _layer(graph, node) -> Layer:
+    return graph.nodes[node]["layer"]
+
+
+def composites(graph: nx.DiGraph, source: str, outputs: set[str]) -> dict[str, object]:
+    """Merge node → its composite, for every merge that can be written as one (inner ones first)."""
+    dominators = nx.immediate_dominators(graph, source)
+    found: dict[str, object] = {}
+    for node in nx.topological_sort(graph):
+        layer = _layer(graph, node)
+        if not isinstance(layer.op, (Add, Concat, Scale)) or node not in dominators:
+            continue
+        fork = dominators[node]
+        branches = [_walk_back(graph, i, fork, found) for i in layer.inputs]
+        if any(b is None for b in branches):
+            continue
+        region = {n for b in branches for n in nodes_of(b)}
+        if any(n in outputs or any(s not in region and s != node for s in graph.successors(n)) for n in region):
+            continue  # a layer inside is read elsewhere: named tensors, not a composite
+        composite = _composite(graph, node, fork, branches)
+        if composite is not None:
+            found[node] = composite
+    return found
+
+
+def _walk_back(graph, tensor: str, fork: str, found: dict) -> list | None:
+    """The items from `fork` (excluded) to `tensor` (included), if they are one chain; else None."""
+    items = []
+    node = tensor
+    while node != fork:
+        if node in found:
+            items.insert(0, found[node])
+            node = found[node].fork
+            continue
+        layer = _layer(graph, node)
+        if len(layer.inputs) != 1:
+            return None
+        items.insert(0, LayerItem(node))
+        node = layer.inputs[0]
+    return items
+
+
+def _changes_size(graph, items) -> tuple[bool, bool]:
+    """(whether the items shrink the map somewhere, whether they grow it somewhere)."""
+    shrink = grow = False
+    for node in nodes_of(items):
+        layer = _layer(graph, node)
+        before = _layer(graph, layer.inputs[0]).shape if layer.inputs else layer.shape
+        if len(before) > 1 and len(layer.shape) == len(before):
+            shrink |= any(o < i for o, i in zip(layer.shape[1:], before[1:]))
+            grow |= any(o > i for o, i in zip(layer.shape[1:], before[1:]))
+    return shrink, grow
+
+
+def _composite(graph, merge: str, fork: str, branches: list[list]):
+    layer = _layer(graph, merge)
+    if any(not b for b in branches) and any(all(_changes_size(graph, b)) for b in branches):
+        return None  # an encoder-decoder's skip (U-Net): clearer with named tensors
+    if isinstance(layer.op, Add) and len(branches) == 2:
+        body, shortcut = sorted(branches, key=lambda b: -len(nodes_of(b)))
+        if branches[0] is body or len(nodes_of(branches[0])) == len(nodes_of(branches[1])):
+            body, shortcut = branches
+        fork_shape, body_shape = _layer(graph, fork).shape, _layer(graph, output_or_fork(body, fork)).shape
+        if not body:
+            return None
+        if shortcut and body_shape != fork_shape and _is_projection(graph, shortcut, body, fork):
+            return Residual(fork, merge, body, None, nodes_of(shortcut))
+        if not shortcut and body_shape != fork_shape:
+            return None
+        return Residual(fork, merge, body, shortcut)
+    if isinstance(layer.op, Concat):
+        return Inception(fork, merge, branches)
+    if isinstance(layer.op, Scale):
+        x, s = branches
+        ratio = _se_ratio(graph, x, s)
+        if ratio is not None:
+            return SqueezeExcite(fork, merge, ratio, nodes_of(s))
+    return None
+
+
+def output_or_fork(items, fork):
+    return output_of(items[-1]) if items else fork
+
+
+def _is_projection(graph, shortcut, body, fork) -> bool:
+    """Whether the shortcut is exactly what archdsl inserts: a 1×1 conv with the body's stride and no bias,
+    then a bn with PyTorch's defaults where the body has a batch norm."""
+    nodes = nodes_of(shortcut)
+    if not all(isinstance(item, LayerItem) for item in shortcut):
+        return False
+    x, y = _layer(graph, fork).shape, _layer(graph, output_of(body[-1])).shape
+    uses_bn = any(isinstance(_layer(graph, n).op, BatchNorm) for n in nodes_of(body))
+    if len(nodes) != 1 + uses_bn or len(x) < 2 or len(x) != len(y):
+        return False
+    conv = _layer(graph, nodes[0]).op
+    rank = len(x) - 1
+    stride = tuple(-(-i // o) for i, o in zip(x[1:], y[1:]))
+    expected = Conv(y[0], (1,) * rank, stride, (0,) * rank, (1,) * rank, 1, not uses_bn)
+    if not isinstance(conv, Conv) or conv != expected:
+        return False
+    return not uses_bn or _layer(graph, nodes[1]).op == BatchNorm()
+
+
+def _se_ratio(graph, x, s) -> int | None:
+    if x or [type(_layer(graph, n).op) for n in nodes_of(s)] != [GlobalAvgPool, FC, ReLU, FC, Sigmoid]:
+        return None
+    nodes = nodes_of(s)
+    fc1, fc2 = _layer(graph, nodes[1]).op, _layer(graph, nodes[3]).op
+    channels = fc2.out_features
+    if not (fc1.bias and fc2.bias) or channels % fc1.out_features:
+        return None
+    return channels // fc1.out_features
+
+
+# ---- the sequence, with named tensors ----------------------------------------------------------------------------
+
+
+_COUNTER_NAME = re.compile(r"^([A-Za-z_]+?)_?\d*$")
+# Module and value names exporters make up, which say nothing a reader could use as a tensor's name.
+_GENERIC_NAMES = {"getitem", "cat", "val", "node", "x", "t", "out", "input", "output", "layer", "features",
+                  "classifier", "add", "mul", "view", "flatten", "reshape", "identity", "sequential", "branch", "b",
+                  "shortcut", "downsample", "block", "stem", "head", "module", "op", "relu", "conv", "bn", "fc"}
+
+
+def _telling(name: str) -> bool:
+    """Whether a module's name from the exporter is worth a tensor's name (`enc1`, not `relu3`)."""
+    from ..ops import REGISTRY
+
+    match = _COUNTER_NAME.match(name)
+    if not name.isidentifier() or match is None:
+        return False
+    base = match.group(1).lower()
+    return base not in REGISTRY and base not in _GENERIC_NAMES and not name.isdigit()
+
+
+def sequence(graph: nx.DiGraph, source: str, outputs: dict[str, str], found: dict) -> list:
+    """The top level in the program's order: layers, merges and composites, with `-> name` and `@name`."""
+    owner: dict[str, str] = {}
+    # the outermost composite owns its nodes: a node inside a nested one belongs to the outer one
+    for merge in sorted(found, key=lambda m: len(nodes_of([found[m]]))):
+        for n in nodes_of([found[merge]]):
+            owner[n] = merge
+    found = {m: c for m, c in found.items() if owner[m] == m}
+    top = nx.DiGraph()
+    for n in graph.nodes:
+        if n == source:
+            continue
+        top.add_node(owner.get(n, n))
+    for u, v in graph.edges:
+        a, b = owner.get(u, u), owner.get(v, v)
+        if a != b and u != source:
+            top.add_edge(a, b)
+    main = next(iter(outputs.values()))
+    main_owner = owner.get(main, main)
+    on_main = nx.ancestors(top, main_owner) | {main_owner}
+    first_index = {n: min(_layer(graph, x).index for x in nodes_of([found[n]])) if n in found else _layer(graph, n).index
+                   for n in top.nodes}
+    order = list(nx.lexicographical_topological_sort(top, key=lambda n: (n in on_main, first_index[n])))
+
+    items: list = []
+    current = source
+    wanted: dict[str, None] = {}  # tensors read away from where they were made
+    for n in order:
+        if n in found:
+            item, inputs = found[n], [found[n].fork]
+        else:
+            layer = _layer(graph, n)
+            inputs = list(layer.inputs)
+            if len(inputs) > 1 and isinstance(layer.op, Add) and current in inputs:
+                inputs.remove(current)
+                inputs.insert(0, current)  # addition commutes: no @ for the tensor at hand
+            item = LayerItem(n) if len(inputs) == 1 else MergeItem(n, inputs[1:])
+        if inputs[0] != current:
+            items.append(Ref(inputs[0]))
+            wanted[inputs[0]] = None
+        for other in inputs[1:]:
+            wanted[other] = None
+        items.append(item)
+        current = output_of(item)
+    for name, node in list(outputs.items())[1:]:
+        wanted[node] = None
+    if current != main:
+        items.append(Ref(main))
+        wanted[main] = None
+    return _named(graph, items, wanted, outputs, source)
+
+
+def _named(graph, items: list, wanted: dict, outputs: dict[str, str], source: str) -> list:
+    """Names for the tensors read away from where they were made: an output's own name, the module's
+    name the exporter recorded (`enc1`), else t1, t2, …"""
+    names: dict[str, str] = {source: "input"}
+    taken = {"input", "output"}
+    by_node = {node: name for name, node in outputs.items()}
+    main = next(iter(outputs.values()))
+    for node in sorted(wanted, key=lambda n: _layer(graph, n).index):
+        if node in names:
+            continue
+        candidates = []
+        if node in by_node and (node != main or by_node[node] != "output"):
+            candidates.append(by_node[node])
+        hint = _layer(graph, node).hint
+        if hint and _telling(hint.rsplit(".", 1)[-1]):
+            candidates.append(hint.rsplit(".", 1)[-1])
+        name = next((_identifier(c) for c in candidates if _identifier(c) not in taken), None)
+        if name is None:
+            k = 1
+            while f"t{k}" in taken:
+                k += 1
+            name = f"t{k}"
+        taken.add(name)
+        names[node] = name
+    if main in by_node and by_node[main] != "output" and main not in names:
+        names[main] = _identifier(by_node[main])
+    out = []
+    for item in items:
+        if isinstance(item, Ref):
+            out.append(Ref(names[item.name]))
+            continue
+        if isinstance(item, MergeItem):
+            item = MergeItem(item.node, [names[r] for r in item.refs])
+        out.append(item)
+        produced = output_of(item)
+        if produced in names and produced != source:
+            out.append(Name(names[produced]))
+    return out
+
+
+def _identifier(text: str) -> str:
+    text = re.sub(r"\W", "_", text)
+    if not text or text[0].isdigit():
+        text = "t_" + text
+    return text
+
+
+# ---- blocks ---------------------------------------------------------------------------------------------------------
+
+# The numbers of a layer that a block may take as parameters; the rest label the layer.
+SLOTS = {Conv: ("out_channels", "stride", "groups"), Deconv: ("out_channels", "stride", "groups"),
+         FC: ("out_features",), MaxPool: ("stride",), AvgPool: ("stride",)}
+_PREFIX = {"out_channels": "c", "out_features": "n", "stride": "s", "groups": "g", "ratio": "r"}
+
+
+def _is_tail(graph, item) -> bool:
+    """An activation after a composite, taken into its block (ResNet's relu after the add)."""
+    return isinstance(item, LayerItem) and _layer(graph, item.node).op.has(Trait.ELEMENTWISE)
+
+
+def units(graph, items: list) -> list[tuple[int, int]]:
+    """(start, end) of each run that could be a block: a composite and the activations after it."""
+    spans = []
+    i = 0
+    while i < len(items):
+        if isinstance(items[i], Composite):
+            j = i + 1
+            while j < len(items) and _is_tail(graph, items[j]):
+                j += 1
+            spans.append((i, j))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def _label(graph, node: str, se: dict) -> tuple:
+    op = _layer(graph, node).op
+    slots = SLOTS.get(type(op), ())
+    fields = tuple((f.name, getattr(op, f.name)) for f in dataclasses.fields(op) if f.name not in slots
+                   and not (f.name == "out_features" and node in se))
+    return (type(op).__name__, fields, node in se)
+
+
+def _unit_graph(graph, items) -> tuple[nx.DiGraph, dict]:
+    """The layers of a unit as written (archdsl's inserted projections left out), labelled for isomorphism."""
+    se = {n: item.ratio for item in _all_items(items) if isinstance(item, SqueezeExcite) for n in item.layers}
+    written = set(nodes_of(items))
+    for item in _all_items(items):
+        if isinstance(item, Residual) and item.shortcut is None:
+            written -= set(item.inserted)
+    g = nx.DiGraph()
+    for n in written:
+        g.add_node(n, label=_label(graph, n, se))
+    for n in written:
+        layer = _layer(graph, n)
+        commutes = isinstance(layer.op, Add)
+        for port, i in enumerate(layer.inputs):
+            if i in written:
+                g.add_edge(i, n, port=0 if commutes else port)
+    return g, se
+
+
+def _all_items(items):
+    for item in items:
+        yield item
+        if isinstance(item, Residual):
+            yield from _all_items(item.body)
+            yield from _all_items(item.shortcut or [])
+        elif isinstance(item, Inception):
+            for branch in item.branches:
+                yield from _all_items(branch)
+
+
+def blocks(graph, items: list, hints: bool = True) -> list:
+    """The sequence with each unit that occurs at least twice replaced by a call of a block."""
+    spans = units(graph, items)
+    prepared = []
+    for start, end in spans:
+        g, se = _unit_graph(graph, items[start:end])
+        digest = nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr="port") if len(g) else ""
+        prepared.append((start, end, g, se, digest))
+    groups: list[list] = []  # [(start, end, graph, se, mapping to the group's first)]
+    for start, end, g, se, digest in prepared:
+        for group in groups:
+            first = group[0]
+            if first[4] != digest:
+                continue
+            matcher = isomorphism.DiGraphMatcher(first[2], g, node_match=lambda a, b: a["label"] == b["label"],
+                                                 edge_match=lambda a, b: a["port"] == b["port"])
+            if matcher.is_isomorphic():
+                group.append((start, end, g, se, digest, dict(matcher.mapping)))
+                break
+        else:
+            groups.append([(start, end, g, se, digest, {n: n for n in g})])
+    calls: dict[int, tuple[int, Call]] = {}
+    made: list[Block] = []
+    taken_names: set[str] = set()
+    for group in groups:
+        if len(group) < 2:
+            continue
+        block = _block(graph, items, group, taken_names)
+        made.append(block)
+        for (start, end, *_rest), args in zip(group, block_args(graph, block, group)):
+            call = Call(block, args, nodes_of(items[start:end]))
+            block.calls.append(call)
+            calls[start] = (end, call)
+    out = []
+    i = 0
+    while i < len(items):
+        if i in calls:
+            end, call = calls[i]
+            if out and isinstance(out[-1], Repeat) and out[-1].call.block is call.block and out[-1].call.args == call.args:
+                out[-1].count += 1
+            else:
+                out.append(Repeat(call, 1))
+            i = end
+        else:
+            out.append(items[i])
+            i += 1
+    return [r.call if isinstance(r, Repeat) and r.count == 1 else r for r in out]
+
+
+def _slot_values(graph, node: str, se: dict) -> list[tuple[str, int]]:
+    op = _layer(graph, node).op
+    values = []
+    for name in SLOTS.get(type(op), ()):
+        if node in se and name == "out_features":
+            continue
+        value = getattr(op, name)
+        if isinstance(value, tuple):
+            if len(set(value)) != 1:
+                continue  # sizes like 1x2 stay part of the label
+            value = value[0]
+        values.append((name, value))
+    return values
+
+
+def _block(graph, items, group, taken_names: set[str]) -> Block:
+    first_start, first_end, g, se, _d, _m = group[0]
+    template = items[first_start:first_end]
+    order = [n for n in nodes_of(template) if n in g]
+    columns: list[tuple[tuple[str, str], tuple[int, ...]]] = []
+    for n in order:
+        for name, _ in _slot_values(graph, n, se):
+            values = []
+            for start, end, g2, se2, _d2, mapping in group:
+                other = mapping[n]
+                values.append(dict(_slot_values(graph, other, se2))[name])
+            columns.append(((n, name), tuple(values)))
+    ratios = [item for item in _all_items(template) if isinstance(item, SqueezeExcite)]
+    for item in ratios:
+        values = []
+        for start, end, g2, se2, _d2, mapping in group:
+            values.append(se2[mapping[item.layers[0]]])
+        columns.append(((item.merge, "ratio"), tuple(values)))
+    params: list[tuple[str, tuple[int, ...]]] = []
+    slots: dict = {}
+    for (node, name), values in columns:
+        slots[(node, name)] = _express(values, params, _PREFIX.get(name, "p"))
+    defaults = {}
+    for param, values in params:
+        common, count = Counter(values).most_common(1)[0]
+        if param[0] in "sgr" and count * 2 > len(values):
+            defaults[param] = common
+    block_name = _block_name(graph, group, template, taken_names)
+    return Block(block_name, [p for p, _ in params], defaults, template, slots, values=dict(params))
+
+
+def block_args(graph, block: Block, group) -> list[tuple]:
+    """Each occurrence's arguments, one per parameter."""
+    return [tuple(block.values[p][k] for p in block.params) for k in range(len(group))]
+
+
+def _express(values: tuple[int, ...], params: list, prefix: str):
+    """A constant, an existing parameter, a multiple of one (`4*c`), or a new parameter."""
+    if len(set(values)) == 1:
+        return values[0]
+    for name, known in params:
+        if known == values:
+            return name
+    for name, known in params:
+        if not all(known):
+            continue
+        for factor in (2, 3, 4, 6, 8):
+            if all(v == factor * k for v, k in zip(values, known)):
+                return f"({factor}*{name})"
+            if all(k == factor * v for v, k in zip(values, known)):
+                return f"({name}/{factor})"
+    n = 1 + sum(1 for p, _ in params if p.rstrip("0123456789") == prefix)
+    name = prefix if n == 1 else f"{prefix}{n}"
+    params.append((name, values))
+    return name
+
+
+def _block_name(graph, group, template, taken: set[str]) -> str:
+    """The PyTorch class the exporter recorded for the occurrences (`Bottleneck` → bottleneck), else
+    what the block is (residual_block, inception_block)."""
+    candidates = []
+    for start, end, g, *_ in group:
+        common = None
+        for n in g:
+            classes = [c.rsplit(".", 1)[-1] for c in _layer(graph, n).classes[1:]
+                       if not c.startswith(("torch.", "aten."))]
+            common = classes if common is None else [c for c in common if c in classes]
+        candidates.append(common[-1] if common else None)
+    name = None
+    if all(candidates):
+        prefix = _common_prefix(candidates)
+        name = _snake(prefix) if len(prefix) >= 3 else None
+    if name is None:
+        kind = next((type(i).__name__ for i in template if isinstance(i, Composite)), "")
+        name = {"Residual": "residual_block", "Inception": "inception_block", "SqueezeExcite": "se_block"}.get(kind, "block")
+    base, k = name, 1
+    while name in taken:
+        k += 1
+        name = f"{base}{k}"
+    taken.add(name)
+    return name
+
+
+def _common_prefix(names: list[str]) -> str:
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    # cut at a word boundary of CamelCase
+    if prefix not in names:
+        words = re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", prefix)
+        full = [re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", n) for n in names]
+        keep = []
+        for i, word in enumerate(words):
+            if all(i < len(f) and f[i] == word for f in full):
+                keep.append(word)
+            else:
+                break
+        prefix = "".join(keep)
+    return prefix
+
+
+def _snake(name: str) -> str:
+    name = name.strip("_")
+    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return re.sub(r"\W", "_", name)

@@ -130,9 +130,10 @@ class Expander:
         return self.graph.nodes[node]["layer"].shape
 
     def _unique(self, scope: Scope, base: str) -> str:
+        separator = "_" if base[-1:].isdigit() else ""  # relu6_1, not relu61
         while True:
             scope.counters[base] = scope.counters.get(base, 0) + 1
-            name = f"{scope.prefix}{base}{scope.counters[base]}"
+            name = f"{scope.prefix}{base}{separator}{scope.counters[base]}"
             if name not in self.graph and name not in self.graph.blocks:
                 return name
 

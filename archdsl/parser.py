@@ -103,8 +103,11 @@ class ToAst(Transformer):
     def residual(self, meta, body, shortcut):
         return ast.Residual(body, shortcut, self._s(meta))
 
-    def se(self, meta, reduction):
-        return ast.SqueezeExcite(reduction, self._s(meta))
+    def se(self, meta, args):
+        return ast.SqueezeExcite(args or (), self._s(meta))
+
+    def split(self, meta, sizes, *names):
+        return ast.Split(sizes or (), tuple((str(n), self._s(n)) for n in names), self._s(meta))
 
     def ref(self, meta, name):
         return ast.Ref(str(name), self._s(meta))

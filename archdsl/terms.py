@@ -1,4 +1,4 @@
-"""The plain terms of a spec — a layer, a block call, `[ … ]`, `* n`, `@name`, `-> name` — each with
+"""The plain terms of a spec — a layer, a block call, `[ … ]`, `* n`, `@name`, `-> name`, `split -> a, b` — each with
 its expansion and its count side by side, as `composites` has them for `inception`, `residual`, `se`.
 
 `expand(term, ex, current, scope, in_after)` adds the term's layers to the expander's
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from . import ast
 from .composites import COMPOSITES
-from .errors import ArchError, ExpansionError
+from .errors import ArchError, ExpansionError, ShapeError, SpecArgumentError
+from .evaluate import evaluate
 from .ir import BlockKind
+from .ops import ChannelSlice
+from .shapes import fmt_shape
 
 
 class Layer:
@@ -181,6 +184,54 @@ class NameAs:
         return ex.name_tensor(term, current, scope)
 
 
+class Split:
+    """`split -> a, b`: the current tensor's channels cut into parts, each a layer named after its
+    tensor; equal parts, or `split(24, 40) -> a, b` with each part's channels. ShuffleNetV2's channel
+    split. The current tensor is then the last part, as after `-> b`."""
+
+    def count(self, term: ast.Split, counter, env, ctx, in_after) -> int:
+        return len(term.names)
+
+    def expand(self, term: ast.Split, ex, current, scope, in_after) -> str:
+        shape = ex.shape(current)
+        start = 0
+        for (name, span), size in zip(term.names, self.sizes(term, scope.env, shape)):
+            op = ChannelSlice(start, start + size)
+            node = ex.add(scope, op, (current,), term.span, op.describe())
+            node = ex.name_tensor(ast.NameAs(name, span), node, scope)
+            start += size
+        return node
+
+    def sizes(self, term: ast.Split, env, shape) -> list[int]:
+        names = ", ".join(name for name, _ in term.names)
+        parts, channels = len(term.names), shape[0]
+        if not term.sizes:
+            if channels % parts:
+                raise ShapeError(
+                    f"split -> {names} cuts the channels into {parts} equal parts, but {parts} does not divide them;"
+                    f" give each part's size: split(…) -> {names}. Received: input shape {fmt_shape(shape)}",
+                    term.span,
+                )
+            return [channels // parts] * parts
+        sizes = []
+        for arg in term.sizes:
+            if arg.keyword is not None:
+                raise SpecArgumentError(
+                    f"split takes each part's channels, as in split(24, 40) -> a, b. Received: {arg.keyword}=…", arg.span
+                )
+            size = evaluate(arg.value, env, True)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise SpecArgumentError(f"split: a part's size must be a whole number ≥ 1. Received: {size!r}", arg.span)
+            sizes.append(size)
+        if len(sizes) != parts or sum(sizes) != channels:
+            raise ShapeError(
+                f"split({', '.join(map(str, sizes))}) -> {names} needs one size per part, summing to the"
+                f" {channels} channels. Received: {len(sizes)} sizes for {parts} parts, summing to {sum(sizes)}",
+                term.span,
+            )
+        return sizes
+
+
 class CompositeTerm:
     """An inline `inception<…>`, `residual<…>` or `se<r>`: a new block instance around the composite."""
 
@@ -211,8 +262,12 @@ def _walk(term):
 
 
 def _expressions(expr):
+    """`expr` and every expression inside it: operands, and a function's arguments."""
     yield expr
-    for child in (getattr(expr, "left", None), getattr(expr, "right", None), getattr(expr, "operand", None)):
+    children = [getattr(expr, "left", None), getattr(expr, "right", None), getattr(expr, "operand", None)]
+    if isinstance(expr, ast.Call):
+        children += [arg.value for arg in expr.args]
+    for child in children:
         if child is not None:
             yield from _expressions(child)
 
@@ -224,5 +279,6 @@ TERMS = {
     ast.Repeat: Repeat(),
     ast.Ref: Ref(),
     ast.NameAs: NameAs(),
+    ast.Split: Split(),
     **{kind: CompositeTerm() for kind in COMPOSITES},
 }

@@ -29,8 +29,14 @@ from archdsl.backends.tvm.lower import find_emitter as tvm_emitter  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "language.md"
 SPEC_OPS = sorted({cls for cls in REGISTRY.values()}, key=lambda c: c.family)
-# Spec fragments that make archdsl build the ops a spec cannot write itself.
+# Spec fragments that make archdsl build the ops a spec cannot write itself: the composites' and
+# split's (its parts), each form of se.
 COMPOSITE_EXAMPLES = {"residual": "residual< conv3-8 >", "inception": "inception< conv1-4 | conv3-4 >", "se": "se<4>"}
+SYNTAX_EXAMPLES = {
+    **COMPOSITE_EXAMPLES,
+    "se, conv form": "se<squeeze=3, act=silu, gate=hardsigmoid, form=conv>",
+    "split": "split(2, 6) -> a, b @b conv1-6 -> c @a concat(@c)",
+}
 
 
 def example_net(fragment: str) -> archdsl.Network:
@@ -42,7 +48,7 @@ def test_every_composite_has_an_example_here():
 
 
 def test_every_op_is_built_by_some_example():
-    built = {type(layer.op) for fragment in [c.example for c in SPEC_OPS] + list(COMPOSITE_EXAMPLES.values())
+    built = {type(layer.op) for fragment in [c.example for c in SPEC_OPS] + list(SYNTAX_EXAMPLES.values())
              for layer in example_net(fragment).layers}
     missing = [cls.__name__ for cls in all_ops() if cls not in built]
     assert not missing, f"no example builds {missing}: give the op an `example`"
@@ -61,7 +67,7 @@ def test_every_op_has_a_pytorch_and_a_tvm_emitter(cls):
     assert tvm_emitter(cls), f"{cls.__name__}: add an emitter to archdsl/backends/tvm/lower.py"
 
 
-@pytest.mark.parametrize("fragment", [c.example for c in SPEC_OPS] + list(COMPOSITE_EXAMPLES.values()))
+@pytest.mark.parametrize("fragment", [c.example for c in SPEC_OPS] + list(SYNTAX_EXAMPLES.values()))
 def test_declared_weights_are_the_pytorch_modules_tensors(fragment):
     """The layout the TVM backend reads state_dicts by (`op.weights`) is the one PyTorch holds,
     tensor by tensor, and the parameter count derived from it is PyTorch's."""

@@ -245,7 +245,10 @@ class Call:
 
 def positive_int(value: Any, what: str, span: Span | None, family: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecArgumentError(f"{family}: {what} must be a positive whole number. Received: {value!r}", span)
+        # a width multiplier's product (conv1-(40 * 1.1)) is rounded the way the papers do it, never silently
+        computed = isinstance(value, float) and value >= 1 and "number of" in what
+        hint = "; round it with divisible(…, 8), ceil(…) or floor(…)" if computed else ""
+        raise SpecArgumentError(f"{family}: {what} must be a positive whole number{hint}. Received: {value!r}", span)
     if value > MAX_SIZE:
         raise SpecArgumentError(f"{family}: {what} must be at most {MAX_SIZE:,}. Received: {value:,}", span)
     return value

@@ -22,7 +22,7 @@ from ...ir import BlockInstance, BlockKind, Layer
 from ...naming import flat_module_name
 from ...ops import Input, Trait
 from ...shapes import Shape
-from .ctor import Ctor
+from .ctor import Ctor, LocalModule
 from .lower import emit
 
 # Names a generated variable or submodule must not take: the generated module's own
@@ -64,6 +64,11 @@ class Plan:
     @property
     def modules(self) -> list[Step]:
         return [s for s in self.steps if s.module is not None]
+
+    @property
+    def local_modules(self) -> list[LocalModule]:
+        """The classes the generated file defines itself, in the order of first use."""
+        return list(dict.fromkeys(s.module.local for s in self.modules if s.module.local is not None))
 
 
 def class_name(network: str) -> str:
@@ -145,8 +150,11 @@ def build_plan(net) -> Plan:
             continue
         steps.append(_step(net, layer, i, variable, last_use))
     input_node = graph.input
+    name = class_name(net.name)
+    if name in {s.module.local.name for s in steps if s.module is not None and s.module.local is not None}:
+        name += "Net"  # a network called layer_scale must not shadow the LayerScale class it uses
     return Plan(
-        class_name=class_name(net.name),
+        class_name=name,
         network=net.name,
         input_var=variable[input_node],
         input_shape=net.input_shape,

@@ -117,6 +117,16 @@ class Hardsigmoid(Activation):
 
 @register
 @dataclass(frozen=True)
+class Mish(Activation):
+    family = "mish"
+    example = "mish"
+    doc = "x·tanh(softplus(x)) (Misra, 2019)"
+    formula = "x * tanh(softplus(x))"
+    torch_module = "Mish"
+
+
+@register
+@dataclass(frozen=True)
 class ELU(Activation):
     family = "elu"
     example = "elu(0.5)"

@@ -152,7 +152,7 @@ class SqueezeExcite(Composite):
         Option("form", "fc", "fc (fully connected) or conv (1×1 convolutions)"),
     )
     FORMS = ("fc", "conv")
-    NAMES = frozenset({"act", "gate", "form"})  # options whose value is a word (`act=silu`), not arithmetic
+    NUMBERS = frozenset({"r", "squeeze"})  # options that are arithmetic on parameters; the others take words
 
     def count(self, term: ast.SqueezeExcite, counter, env, ctx) -> int:
         return len(self.LAYERS)
@@ -184,7 +184,8 @@ class SqueezeExcite(Composite):
         for arg in term.args:
             if isinstance(arg.value, ast.RefArg):
                 raise SpecArgumentError(f"se takes options, not tensors. Received: @{arg.value.name}", arg.span)
-            value = Value(evaluate(arg.value, env, arg.keyword not in self.NAMES), arg.span)
+            strict = arg.keyword is None or arg.keyword in self.NUMBERS  # `act=silu` is a word, not a name
+            value = Value(evaluate(arg.value, env, strict), arg.span)
             if arg.keyword is None:
                 call.positional.append(value)
             elif arg.keyword in call.keywords:

@@ -50,7 +50,7 @@ class BlockInstance:
     parent: str | None
     user: bool = False
     entry: str | None = None  # the tensor the block reads
-    merge: str | None = None  # the node closing a composite: residual's add, inception's concat, se's scale
+    merge: str | None = None  # the node closing a composite: residual's add, inception's concat, se's mul
     skip: str | None = None  # the merge's input that bypasses the body: a residual's identity or shortcut end, se's x
     shortcut: str | None = None  # the id of a residual's shortcut part, when it has one
     inserted: bool = False  # a part archdsl made itself (the projection shortcut)

@@ -205,6 +205,11 @@ class Split:
     def sizes(self, term: ast.Split, env, shape) -> list[int]:
         names = ", ".join(name for name, _ in term.names)
         parts, channels = len(term.names), shape[0]
+        if parts < 2:
+            raise SpecArgumentError(
+                f"split cuts the channels into parts and names each: split -> {names}, b. Received: one name, {names}",
+                term.span,
+            )
         if not term.sizes:
             if channels % parts:
                 raise ShapeError(
@@ -215,9 +220,10 @@ class Split:
             return [channels // parts] * parts
         sizes = []
         for arg in term.sizes:
-            if arg.keyword is not None:
+            if arg.keyword is not None or isinstance(arg.value, ast.RefArg):
+                written = f"{arg.keyword}=…" if arg.keyword is not None else f"@{arg.value.name}"
                 raise SpecArgumentError(
-                    f"split takes each part's channels, as in split(24, 40) -> a, b. Received: {arg.keyword}=…", arg.span
+                    f"split takes each part's channels, as in split(24, 40) -> a, b. Received: {written}", arg.span
                 )
             size = evaluate(arg.value, env, True)
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:

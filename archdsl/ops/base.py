@@ -27,7 +27,7 @@ from ..errors import ShapeError, Span, SpecArgumentError, SpecNameError, did_you
 from ..shapes import MAX_SIZE, Shape, fmt_shape
 
 REGISTRY: dict[str, type["Op"]] = {}
-HIDDEN: list[type["Op"]] = []  # ops archdsl builds itself and a spec cannot write (input, SE's scaling)
+HIDDEN: list[type["Op"]] = []  # ops archdsl builds itself and a spec cannot write (input, split's parts)
 
 
 def register(cls: type["Op"]) -> type["Op"]:
@@ -344,7 +344,7 @@ class Op:
     traits: ClassVar[frozenset[Trait]] = frozenset()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
-    hidden: ClassVar[bool] = False  # built by archdsl itself (input, SE's scaling), never written in a spec
+    hidden: ClassVar[bool] = False  # built by archdsl itself (input, split's parts), never written as a token
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Op":

@@ -6,7 +6,7 @@ reads like the paper (torchvision's resnet.py is the model):
 
   * the main chain is `x`; a residual body is `out`, its shortcut `shortcut`;
     inception branches are `b1`, `b2`, …; squeeze-and-excitation's weights are `s`.
-    A block's closing merge (add, concat, scale) goes back to the enclosing name.
+    A block's closing merge (add, concat, se's mul) goes back to the enclosing name.
   * a statement overwrites a variable only when the value it held is dead; a value
     that must outlive the next write of its preferred name is stored under its
     tensor name from the spec (`-> e1`), else under its layer name.
@@ -90,7 +90,7 @@ _BODY_VARIABLES = {BlockKind.RESIDUAL: "out", BlockKind.SE: "s", BlockKind.SHORT
 
 
 def _past_merge(layer: Layer, block: BlockInstance, index: dict[str, int]) -> bool:
-    """Whether `layer` is a composite's closing merge (add, concat, scale) or comes after it
+    """Whether `layer` is a composite's closing merge (add, concat, mul) or comes after it
     in the same scope: its output belongs to the enclosing chain, not to the composite's body."""
     return block.merge is not None and block.merge in index and index[layer.name] >= index[block.merge]
 

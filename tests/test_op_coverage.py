@@ -178,3 +178,47 @@ def test_a_new_activation_is_one_class(one_new_activation):
         warnings.simplefilter("ignore")  # "untuned": a tiny network, compiled only to compare numbers
         tvm_out = net.to_tvm(model.state_dict())(x)
     np.testing.assert_allclose(tvm_out, got, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", all_ops(), ids=lambda c: c.__name__)
+def test_every_op_has_a_colour_by_its_kind(cls):
+    """Diagrams colour a layer by its kind: a new op needs no edit of archdsl/render."""
+    from archdsl.render.style import KIND_COLOURS
+
+    assert cls.kind in KIND_COLOURS, f"{cls.__name__}: kind {cls.kind} has no colour in render/style.py"
+
+
+@pytest.mark.parametrize("fragment", [c.example for c in SPEC_OPS] + list(SYNTAX_EXAMPLES.values()))
+def test_the_generated_file_imports_only_torch(fragment):
+    """Ops torch.nn lacks are defined in the generated file itself, which still needs only torch."""
+    import ast as python_ast
+
+    source = example_net(fragment).to_torch().archdsl_source
+    imports = {python_ast.unparse(node) for node in python_ast.walk(python_ast.parse(source))
+               if isinstance(node, (python_ast.Import, python_ast.ImportFrom))}
+    assert imports == {"import torch", "from torch import nn"}
+
+
+def declared_weights(net, layer) -> dict:
+    return layer.op.weights(tuple(net.layer(i).shape for i in layer.inputs))
+
+
+def constant_weights(net):
+    return [(layer, name, weight) for layer in net.layers[1:] for name, weight in declared_weights(net, layer).items()
+            if weight.role is ops.Role.CONSTANT]
+
+
+CONSTANT_EXAMPLES = [c.example for c in SPEC_OPS if constant_weights(example_net(c.example))]
+
+
+@pytest.mark.parametrize("scheme", ["kaiming", "xavier", "torch"])
+def test_constant_tensors_start_at_their_fill_in_every_scheme(scheme):
+    """A Role.CONSTANT tensor (PReLU's slope, ConvNeXt's layer scale) is set by its module's
+    constructor and left alone by init_weights."""
+    assert CONSTANT_EXAMPLES  # prelu, layerscale
+    for fragment in CONSTANT_EXAMPLES:
+        net = example_net(fragment)
+        state = net.to_torch(init=scheme).state_dict()
+        for layer, name, weight in constant_weights(net):
+            value = state[f"{net.module_path(layer.name)}.{name}"]
+            assert torch.all(value == torch.tensor(weight.fill, dtype=value.dtype)), (fragment, name)

@@ -367,3 +367,18 @@ def test_without_dot_svg_says_how_to_install_and_dot_source_still_works(lenet, t
     assert not (tmp_path / "x.svg").exists()
     assert (tmp_path / "x.dot").read_text(encoding="utf-8").startswith("digraph lenet5 {")
 
+
+
+def test_new_ops_are_coloured_by_their_kind():
+    """A layer type gets its colour from its kind: the mobile and modern families' ops needed no
+    edit of the renderer. Every layer is one node, filled with its kind's colour."""
+    from test_torch_backend import MODERN_OPS
+
+    from archdsl.render.style import kind_colour
+
+    net = archdsl.load(MODERN_OPS)
+    source = dot_source(net)
+    for layer in net.layers:
+        node = re.search(rf'^\s*"?{re.escape(layer.name)}"? \[.*fillcolor="([^"]+)"', source, re.MULTILINE)
+        assert node, layer.name
+        assert node.group(1) == kind_colour(layer.op.kind), layer.name

@@ -402,3 +402,66 @@ def test_kernel_size_as_a_block_parameter():
     net = archdsl.load("input 8x16x16\nblock dw(k) = conv-8(kernel=k, groups=8)\ndw(3) dw(5) dw(k=1x7)")
     assert [layer.op.kernel for layer in net.layers[1:]] == [(3, 3), (5, 5), (1, 7)]
     assert net.params == 8 * (9 + 25 + 7) + 3 * 8
+
+
+# ---- ConvNeXt's block, loaded one to one ----------------------------------------------------
+
+
+class Permute(torch.nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+
+
+class CNBlock(torch.nn.Module):
+    """torchvision.models.convnext.CNBlock (nn.LayerNorm on channels last, nn.Linear, layer scale,
+    stochastic depth)."""
+
+    def __init__(self, dim, layer_scale=1e-6, stochastic_depth_prob=0.1):
+        super().__init__()
+        self.block = torch.nn.Sequential(
+            torch.nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim, bias=True),
+            Permute([0, 2, 3, 1]),
+            torch.nn.LayerNorm(dim, eps=1e-6),
+            torch.nn.Linear(dim, 4 * dim, bias=True),
+            torch.nn.GELU(),
+            torch.nn.Linear(4 * dim, dim, bias=True),
+            Permute([0, 3, 1, 2]),
+        )
+        self.layer_scale = torch.nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)
+        self.p = stochastic_depth_prob
+
+    def forward(self, input):
+        result = self.layer_scale * self.block(input)
+        return stochastic_depth(result, self.p, "row", self.training) + input
+
+
+def test_convnext_block_loads_torchvisions_weights_one_to_one():
+    net, model = model_of("""input 24x14x14
+block cnblock(c, p) = residual< conv7-c(groups=c) layernorm(eps=1e-6) fc-(4*c)(pointwise=true) gelu
+                                fc-c(pointwise=true) layerscale droppath(p) >
+cnblock(24, 0.1)""")
+    reference = CNBlock(24)
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ours, theirs = list(model.state_dict().items()), list(reference.state_dict().items())
+    shapes = lambda items: sorted(tuple(v.shape) for _, v in items)  # noqa: E731
+    assert shapes(ours) == shapes(theirs)  # the same multiset of tensors
+    # in order, except that torchvision's layer_scale is registered before the block's tensors
+    theirs = theirs[1:] + theirs[:1]
+    model.load_state_dict({k: v for (k, _), (_, v) in zip(ours, theirs)})
+    x = torch.randn(4, 24, 14, 14)
+    torch.testing.assert_close(model.eval()(x), reference.eval()(x))
+    torch.manual_seed(3)
+    got = model.train()(x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(got, reference.train()(x))
+    assert net.layer("cnblock1.fc1").macs == 14 * 14 * 24 * 96
+
+
+def test_pointwise_fc_on_a_vector_is_a_plain_fc():
+    assert archdsl.load("input 10\nfc-4(pointwise=true)").params == archdsl.load("input 10\nfc-4").params == 44

@@ -89,7 +89,7 @@ def test_residual_inception_se_with_two_outputs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.filterwarnings("error:ONNX export")  # no fallback: the dynamo exporter handles every new op
 def test_the_modern_ops(tmp_path):
-    """relu6, hardswish, silu, mish, elu, prelu, split, shuffle, the conv form of se, mul, layer and group
+    """relu6, hardswish, silu, mish, elu, prelu, split, shuffle, the conv form of se, mul, pointwise fc, layer and group
     norm, layer scale, stochastic depth and adaptive pooling (to sizes that do not divide the input), traced
     at the default batch of 1 and run at 3."""
     from test_torch_backend import MODERN_OPS

@@ -36,7 +36,7 @@ TOKENS = [
     "relu6", "silu", "swish", "hardswish", "hardsigmoid", "mish", "elu(0.5)", "prelu", "prelu(per_channel=true)",
     "mul(@x)", "layerscale", "layernorm", "ln(eps=1e-6)", "groupnorm(4)", "gn(2)", "shuffle(2)", "shuffle(3)",
     "droppath(0.2)", "stochasticdepth(p=0.5, mode=batch)", "adaptiveavgpool(3)", "adaptivemaxpool(2x5)",
-    "split -> x, y", "split(2, 6) -> a, b", "split", "->", "a", "b", "@a", "@b",
+    "split -> x, y", "split(2, 6) -> a, b", "split", "->", "a", "b", "@a", "@b", "fc-8(pointwise=true)",
     "se<squeeze=4, act=silu, gate=hardsigmoid, form=conv>", "se<2, form=conv>", "se<r=4>", "se<",
     "conv-8(kernel=3)", "conv-c(kernel=k, groups=in_channels)", "block m(k, t=2) =", "m(3)", "m(k=5, t=1)",
     "conv1-(divisible(c * 1.1, 8))", "* (ceil(2 * 1.2))", "max(", "min(", "ceil(", "divisible(", "in_channels", "1.1",

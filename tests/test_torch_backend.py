@@ -66,7 +66,7 @@ split -> l, r
 @r conv1-8 bn hardswish conv3-8(groups=8) bn silu -> rb
 @l concat(@rb) shuffle(2)
 se<4, act=silu, gate=hardsigmoid, form=conv>
-residual< conv-16(kernel=5, groups=16) layernorm(eps=1e-6) conv1-32 gelu conv1-16 layerscale droppath(0.5) >
+residual< conv-16(kernel=5, groups=16) layernorm(eps=1e-6) fc-32(pointwise=true) gelu fc-16(pointwise=true) layerscale droppath(0.5) >
 groupnorm(4) mish elu(0.5) prelu(per_channel=true)
 -> x gap fc-4 swish fc-16 hardsigmoid mul(@x)
 adaptivemaxpool(5) -> m
@@ -128,10 +128,12 @@ def test_every_layer_shape_matches_the_ir(name):
     assert modules and seen_out.keys() == modules  # every module ran
     for key in modules:
         layer = by_name[key]
-        assert seen_out[key] == layer.shape, key
-        expected_in = net.layer(layer.inputs[0]).shape
-        if isinstance(layer.op, REGISTRY["fc"]):
+        expected_in, expected_out = net.layer(layer.inputs[0]).shape, layer.shape
+        if isinstance(layer.op, REGISTRY["fc"]) and layer.op.pointwise:  # nn.Linear on channels last
+            expected_in, expected_out = expected_in[1:] + expected_in[:1], expected_out[1:] + expected_out[:1]
+        elif isinstance(layer.op, REGISTRY["fc"]):
             expected_in = (math.prod(expected_in),)  # fc flattens its input first
+        assert seen_out[key] == expected_out, key
         assert seen_in[key] == expected_in, key
     # the ops written inline (add, concat, flatten, mul, split, shuffle) are checked by their
     # consumers' inputs above; check that each of them does reach a module (through other

@@ -253,7 +253,7 @@ def test_pool_ceil_mode_edges(size):
 
 
 def test_modern_ops_match_the_pytorch_backend():
-    """The ops of issue 10 (split, shuffle, mul, both forms of se, layer and group norm, layer scale,
+    """The ops of issue 10 (split, shuffle, mul, both forms of se, pointwise fc, layer and group norm, layer scale,
     prelu, stochastic depth, adaptive pooling to sizes that do not divide, the new activations),
     lowered from one spec and held to the generated PyTorch module with its weights moved off
     their starting values. One network: compiling is what costs."""

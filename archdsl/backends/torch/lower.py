@@ -98,10 +98,9 @@ def emit_global_avgpool(op: GlobalAvgPool, ctx: EmitContext) -> Emitted:
 
 def emit_fc(op: FC, ctx: EmitContext) -> Emitted:
     (x,) = ctx.inputs
-    in_features = 1
-    for d in x:
-        in_features *= d
-    module = ctor("Linear", in_features, op.out_features, bias=op.bias, defaults={"bias": True})
+    module = ctor("Linear", op.in_features(ctx.inputs), op.out_features, bias=op.bias, defaults={"bias": True})
+    if op.pointwise:  # at each position, over the channels: channels last and back, as ConvNeXt's CNBlock
+        return Emitted(module, "{m}({0}.movedim(1, -1)).movedim(-1, 1)")
     # The papers' tables go straight from a C×H×W map to an fc layer: flatten it first.
     return Emitted(module, "{m}(torch.flatten({0}, 1))" if len(x) > 1 else CALL)
 

@@ -132,9 +132,17 @@ def _flat(ctx, x):
 
 def emit_fc(ctx, layer, x):
     # linear(x, W) computes x @ W.T; with bound weights FoldConstant does the transpose once.
-    y = ctx.emit(ctx.relax.op.linear(_flat(ctx, x), ctx.weight(layer, "weight")))
+    op = ctx.relax.op
+    rank = len(_shape(x))
+    if layer.op.pointwise:  # over the channels at each position: channels last, then back
+        x = ctx.emit(op.permute_dims(x, [0, *range(2, rank), 1]))
+    else:
+        x = _flat(ctx, x)
+    y = ctx.emit(op.linear(x, ctx.weight(layer, "weight")))
     if ctx.has_weight(layer, "bias"):
-        y = ctx.relax.op.add(y, ctx.weight(layer, "bias"))
+        y = ctx.emit(op.add(y, ctx.weight(layer, "bias")))
+    if layer.op.pointwise:
+        y = op.permute_dims(y, [0, rank - 1, *range(1, rank - 1)])
     return y
 
 

@@ -56,7 +56,7 @@ def _items(analysis, lines, line, col, prefix, before) -> list[types.CompletionI
         return _train_items(prefix)
     match = _AT.search(prefix)
     if match:
-        return _tensors(analysis, line, col)
+        return _tensors(analysis, line, col) if analysis is not None else _names_in_text(lines.text)
     match = _CALL_OPEN.search(prefix)
     if match:
         return _arguments(analysis, match.group(2), match.group(3), bool(match.group(1)))
@@ -185,6 +185,12 @@ def _tensors(analysis: Analysis | None, line: int, col: int) -> list[types.Compl
         items.append(types.CompletionItem(label=name.name, kind=types.CompletionItemKind.Variable,
                                           detail=shapes_text(shapes) if shapes else f"named at line {name.span.line}"))
     return items
+
+
+def _names_in_text(text: str) -> list[types.CompletionItem]:
+    """Without any syntax tree yet: the names the text gives with `-> name`."""
+    names = dict.fromkeys(["input", *re.findall(r"->\s*([A-Za-z_][A-Za-z0-9_]*)", _strip_strings(text))])
+    return [types.CompletionItem(label=name, kind=types.CompletionItemKind.Variable) for name in names]
 
 
 def _files(analysis: Analysis | None, typed: str) -> list[types.CompletionItem]:

@@ -105,6 +105,8 @@ def layer_text(analysis: Analysis, term: ast.Layer) -> str:
     elif analysis.net is None:
         parts.append("_No shapes: the spec does not check yet._" if not _is_lib_without_context(analysis)
                      else "_A library: open a spec that uses it to see its shapes._")
+    else:
+        parts.append(f"_Not expanded{_in_network(analysis)}._")
     for message in analysis.warnings_at.get(span_key(term.span), []):
         parts.append(f"⚠ {message}")
     return "\n\n".join(parts)

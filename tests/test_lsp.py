@@ -299,6 +299,17 @@ async def test_inlay_hints_state_the_docs_shape_notes(session, tmp_path):
     assert checked > 50
 
 
+async def test_formatting_is_archdsl_fmt(session, tmp_path):
+    from archdsl.formatter import format_text
+
+    text = "input 3x8x8\nconv3 - 8   ReLU # x\n"
+    uri, _ = await check(session, tmp_path, "messy.arch", text)
+    (edit,) = await session.client.text_document_formatting_async(types.DocumentFormattingParams(
+        types.TextDocumentIdentifier(uri), types.FormattingOptions(tab_size=2, insert_spaces=True)))
+    assert edit.new_text == format_text(text) and edit.range.start == types.Position(0, 0)
+    assert edit.range.end == types.Position(2, 0)
+
+
 # ---- bad input ----
 
 

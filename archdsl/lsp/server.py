@@ -326,6 +326,27 @@ async def on_code_action(ls: ArchServer, params: types.CodeActionParams):
     return code_actions(doc.analysis, ls.lines(doc), doc.uri, params.range)
 
 
+@server.feature(types.TEXT_DOCUMENT_FORMATTING)
+@safe(None)
+async def on_formatting(ls: ArchServer, params: types.DocumentFormattingParams):
+    """`archdsl fmt` on the buffer: one edit replacing the whole text (none where it does not parse)."""
+    from ..errors import ArchError
+    from ..formatter import format_text
+
+    doc = ls.documents.get(params.text_document.uri)
+    if doc is None:
+        return None
+    try:
+        formatted = format_text(doc.text, doc.uri, doc.path, ls.buffers())
+    except ArchError:
+        return None
+    if formatted == doc.text:
+        return []
+    lines = ls.lines(doc)
+    end = lines.position(len(lines.lines), len(lines.lines[-1]) + 1)
+    return [types.TextEdit(range=types.Range(start=types.Position(0, 0), end=end), new_text=formatted)]
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="archdsl lsp: %(levelname)s: %(message)s")
     server.start_io()

@@ -310,6 +310,16 @@ async def test_formatting_is_archdsl_fmt(session, tmp_path):
     assert edit.range.end == types.Position(2, 0)
 
 
+async def test_shape_hints_can_be_turned_off(session, tmp_path):
+    uri, _ = await check(session, tmp_path, "hints.arch", "input 3x32x32\nconv3-8\n")
+    assert [h.label for h in await session.inlay_hints(uri)] == ["→ 8x32x32"]
+    settings = lambda on: types.DidChangeConfigurationParams(settings={"archdsl": {"inlayHints": {"shapes": on}}})  # noqa: E731
+    session.client.workspace_did_change_configuration(settings(False))
+    assert not await session.inlay_hints(uri)
+    session.client.workspace_did_change_configuration(settings(True))
+    assert len(await session.inlay_hints(uri)) == 1
+
+
 # ---- bad input ----
 
 

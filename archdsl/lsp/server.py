@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from pygls.lsp.server import LanguageServer
 from .. import __version__
 from ..errors import Span
 from .actions import code_actions
-from .analysis import Analysis, analyse, is_library, reachable
+from .analysis import Analysis, analyse, reachable
 from .completion import completion
 from .definition import definition
 from .diagnostics import diagnostics
@@ -59,6 +60,11 @@ class Document:
         if self._imports is None or self._imports[0] != self.version:
             self._imports = (self.version, reachable(self.path, files))
         return self._imports[1]
+
+
+def _may_be_library(text: str) -> bool:
+    """No `input` line: the text may be a library of blocks, shown in a spec that uses it."""
+    return re.search(r"^[ \t]*input\b", text, re.MULTILINE) is None
 
 
 def path_of(uri: str) -> Path | None:
@@ -96,7 +102,7 @@ class ArchServer(LanguageServer):
                     continue
                 version, text = doc.version, doc.text
                 files = self.buffers()
-                importers = self.importers(doc, files) if doc.tree is None or is_library(doc.tree.spec) else ()
+                importers = self.importers(doc, files) if _may_be_library(text) else ()
                 try:
                     result = await loop.run_in_executor(
                         self.executor, functools.partial(analyse, text, doc.path, files=files, importers=importers))

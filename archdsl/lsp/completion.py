@@ -62,8 +62,8 @@ def _items(analysis, lines, line, col, prefix, before) -> list[types.CompletionI
         return _arguments(analysis, match.group(2), match.group(3), bool(match.group(1)))
     if _AFTER_OR_DEFAULTS.match(prefix):
         return _families()
-    return _families() + _blocks(analysis) + _keywords(at_line_start=not prefix.strip() or prefix.strip().isidentifier()
-                                                      and prefix.strip() == prefix.lstrip())
+    at_line_start = re.fullmatch(r"\s*[A-Za-z_]*", prefix) is not None  # statements start a line
+    return _families() + _blocks(analysis) + _keywords(at_line_start)
 
 
 def _strip_strings(text: str) -> str:

@@ -34,21 +34,19 @@ def keywords() -> tuple[Keyword, ...]:
     from ..grammar import parser
 
     lark = parser()
-    words = {t.name: t.pattern.value for t in lark.terminals
-             if t.pattern.type == "str" and t.pattern.value.isidentifier()}
+    literals = {t.name: t.pattern.value for t in lark.terminals if t.pattern.type == "str"}
+    words = {name: value for name, value in literals.items() if value.isidentifier()}
     found: dict[str, Keyword] = {}
     for rule in lark.rules:
         symbols = [s.name for s in rule.expansion]
         if not symbols or symbols[0] not in words:
             continue
         word = words[symbols[0]]
-        follows = symbols[1] if len(symbols) > 1 else None
-        follows_text = lark.get_terminal(follows).pattern.value if follows and follows.isupper() and follows in {
-            t.name for t in lark.terminals} else None
-        if follows_text == "<":
-            inner = symbols[2] if len(symbols) > 2 else ""
-            kind, terms = KeywordKind.COMPOSITE, not inner.startswith(("expr", "_expr", "sum", "product", "atom", "count"))
-        elif follows_text == "{":
+        follows = literals.get(symbols[1]) if len(symbols) > 1 else None
+        inside = symbols[2] if len(symbols) > 2 else ""
+        if follows == "<":  # a composite: of layers (`residual< … >`, whose rule holds branches) or of a value (`se<r>`)
+            kind, terms = KeywordKind.COMPOSITE, inside == "branch"
+        elif follows == "{":
             kind, terms = KeywordKind.SECTION, False
         else:
             kind, terms = KeywordKind.STATEMENT, False

@@ -41,6 +41,7 @@ _SHAPE_COMMENT = re.compile(r"#\s*→")
 # rules whose `=` binds a name to a value inside parentheses: `s=1`, `pad=valid`
 _TIGHT_EQUALS = ("param", "keyword_arg")
 _NAME_TYPES = ("LAYER_NAME", "NAME")
+_CALLED = _NAME_TYPES + ("SPLIT",)  # written against their parentheses: conv3-8(pad=1), split(24, 40)
 
 
 class FormatError(ArchError):
@@ -131,7 +132,7 @@ def _spacing(a: Tok, b: Tok) -> str:
     if va == "@" or (va == "-" and a.rule == "neg"):
         return ""
     if vb == "(":
-        return "" if a.type in _NAME_TYPES else " "
+        return "" if a.type in _CALLED else " "
     if vb == "<":
         return ""
     if va == "<" or vb == ">":

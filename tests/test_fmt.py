@@ -154,3 +154,9 @@ def test_fmt_refuses_a_spec_that_does_not_parse(tmp_path, run_archdsl):
     assert f"{broken}:3:1: error:" in result.stderr or f"{broken}:2:" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     assert broken.read_text() == "input 3x8x8\nconv3-8 (\n"
+
+
+def test_split_se_options_and_functions_are_written_like_calls():
+    text = "input 64x8x8\nsplit ( 16 , 48 ) -> a , b\n@a conv1-( divisible ( 8 * 1.1 , 8 ) ) -> c\n@c se < 4 , act = silu >\n"
+    assert assert_formats_safely(text) == (
+        "input 64x8x8\nsplit(16, 48) -> a, b\n@a conv1-(divisible(8*1.1, 8)) -> c\n@c se<4, act=silu>\n")

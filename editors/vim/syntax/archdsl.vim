@@ -4,7 +4,7 @@ if exists("b:current_syntax")
   finish
 endif
 
-syn keyword archdslStatement after block defaults input network train use
+syn keyword archdslStatement after block defaults input network split train use
 syn keyword archdslComposite inception residual se
 syn keyword archdslBoolean true false
 syn match archdslLayer "\<\(soft-max\|[A-Za-z_][A-Za-z0-9_]*\)\ze\(-\|/\|(\|\s\|$\|\]\||\|>\)"

@@ -465,3 +465,8 @@ cnblock(24, 0.1)""")
 
 def test_pointwise_fc_on_a_vector_is_a_plain_fc():
     assert archdsl.load("input 10\nfc-4(pointwise=true)").params == archdsl.load("input 10\nfc-4").params == 44
+
+
+def test_a_family_ending_in_a_digit_numbers_its_layers_with_an_underscore():
+    net = archdsl.load("input 4x4x4\nrelu6 relu6 relu")
+    assert [layer.name for layer in net.layers[1:]] == ["relu6_1", "relu6_2", "relu1"]

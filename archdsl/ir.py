@@ -70,7 +70,7 @@ class Stage:
     instance it was written in (None: the network's body).
     """
 
-    id: str  # `stage:1`: never a layer name or a block instance id
+    id: str  # `stage#1`: never a layer name or a block instance id
     label: str
     span: Span | None
     parent: str | None

@@ -220,7 +220,7 @@ class Labelled:
             ex.graph.labels[target] = term.label
             return end
         members = tuple(item for item in level if item not in ex.stage_of)  # inner stages claimed theirs
-        stage = Stage(f"stage:{len(ex.graph.stages) + 1}", term.label, term.span, scope.instance, members)
+        stage = Stage(f"stage#{len(ex.graph.stages) + 1}", term.label, term.span, scope.instance, members)
         ex.graph.stages[stage.id] = stage
         for member in members:
             ex.stage_of[member] = stage.id

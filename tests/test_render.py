@@ -336,6 +336,21 @@ def test_labels_title_frames_and_boxes():
     assert "<b>CONV1</b><br/>conv3-8 · relu" in layer
 
 
+def test_a_blocks_definition_view_draws_its_first_call_with_its_templates():
+    net = load_spec(REPO / "specs" / "resnet50.arch")
+    source = to_digraph(net, block="bottleneck").source
+    first = [l for l in net.layers if "bottleneck1" in l.scope]
+    nodes = re.findall(r'^\t+"?([\w.>#]+)"? \[label=<', source, re.M)
+    assert nodes[0] == "stem1.maxpool1"  # the tensor the call reads, drawn as its input
+    assert {l.name for l in first} >= set(nodes[1:]) and "bottleneck2.conv1" not in source
+    assert "<b>conv1-256</b> · bn<br/>" in source and "<i>conv1-(4*c) · bn</i>" in source  # resolved, then the template
+    assert "resnet50: bottleneck(64)" in source and "output 256x56x56" in source
+    with pytest.raises(RenderError, match=r"no call of a block 'botleneck' to draw; did you mean 'bottleneck'\?"):
+        to_digraph(net, block="botleneck")
+    # elsewhere, the template is not shown: the resolved token only
+    assert "<i>conv1-(4*c)" not in to_digraph(net).source
+
+
 def test_wrap_cuts_a_long_chain_into_columns_side_by_side(tmp_path):
     net = load_spec(REPO / "specs" / "vgg16.arch")
     one = svg_of(net, tmp_path / "one", wrap=1)
@@ -448,6 +463,31 @@ def test_cli_errors_are_one_line_and_exit_1(lenet, tmp_path, capsys, args, messa
     err = capsys.readouterr().err
     assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert message.format(tmp=tmp_path) in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--wrap", "0"], "argument --wrap: expected a number of columns ≥ 1, or auto. Received: 0"),
+    (["--wrap", "two"], "argument --wrap: expected a number of columns ≥ 1, or auto. Received: two"),
+    (["--style", "cubes"], "argument --style: invalid choice: 'cubes'"),
+], ids=["wrap-0", "wrap-word", "style"])
+def test_cli_usage_errors_exit_2(lenet, tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as info:
+        main(["render", str(lenet), "-o", str(tmp_path / "net.svg"), *args])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "net.svg").exists()
+
+
+def test_cli_full_and_wrap_and_html(run_archdsl, tmp_path):
+    vgg = REPO / "specs" / "vgg16.arch"
+    for args in (["--full"], ["--wrap", "2"], ["--rankdir", "LR", "--wrap", "auto"]):
+        out = tmp_path / f"vgg{len(args)}{args[-1]}.dot"
+        assert main(["render", str(vgg), "-o", str(out), *args]) == 0
+    assert "rank=same" not in (tmp_path / "vgg1--full.dot").read_text()
+    assert "rank=same" in (tmp_path / "vgg22.dot").read_text()
+    html = tmp_path / "lenet.html"
+    done = run_archdsl("render", REPO / "specs" / "lenet5.arch", "-o", html)
+    assert done.returncode == 0 and html.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert main(["render", str(REPO / "specs" / "lenet5.arch"), "-o", str(html), "--depth", "0"]) == 1
 
 
 def test_cli_spec_error_is_reported_as_check_reports_it(tmp_path, capsys):

@@ -55,6 +55,9 @@ def add_parser(subparsers) -> None:
                    help="cut the network into N columns (N rows with --rankdir LR); auto (the default when compact)"
                    " picks N for a page's proportions; 1: one column")
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", type=str.upper, help="top to bottom (default) or left to right")
+    p.add_argument("--block", metavar="NAME",
+                   help="draw one block alone, its first call (its definition view: resolved tokens, and the"
+                   " block's own spelling, conv3-c/s, under them)")
     p.add_argument("--style", choices=("graph", "blocks"), default="graph",
                    help="graph (default): boxes and arrows; blocks: feature maps as 3-D boxes, as in the papers")
 
@@ -70,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
     for warning in net.warnings:
         print(warning.format(), file=sys.stderr)
     path = render(net, args.output, depth=args.depth, rankdir=args.rankdir, full=args.full, wrap=args.wrap,
-                  style=args.style)
+                  style=args.style, block=args.block)
     print(f"{path}: {net.name}, {len(net.layers) - 1} layers{'' if args.depth is None else f', depth {args.depth}'}")
     return 0

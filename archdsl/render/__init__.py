@@ -38,13 +38,19 @@ def check_options(depth, rankdir: str, wrap, style: str = "graph") -> None:
         raise RenderError(f"style must be {' or '.join(STYLES)}. Received: {style!r}")
 
 
-def to_digraph(net, depth: int | None = None, rankdir: str = "TB", full: bool = False, wrap=None, ids: bool = False):
+def to_digraph(net, depth: int | None = None, rankdir: str = "TB", full: bool = False, wrap=None, ids: bool = False,
+               block: str | None = None):
     """The network as a `graphviz.Digraph` (Jupyter shows it inline); see `collapse` for `depth`.
 
     Compact unless `full`; `wrap`: a number of columns (rows with rankdir LR), or 'auto'
-    (the default when compact: long networks come out near a page's proportions).
+    (the default when compact: a network too long for a page is cut into columns);
+    `block`: draw only the first call of that block, with its templates (`definition`).
     """
     check_options(depth, rankdir, wrap)
+    if block is not None:
+        from .definition import definition_network
+
+        net = definition_network(net, block)
     try:
         from .dot import to_digraph as build
     except ImportError as exc:
@@ -57,17 +63,22 @@ def to_digraph(net, depth: int | None = None, rankdir: str = "TB", full: bool = 
     if wrap is None and not full:
         wrap = "auto"
     runs = auto_runs(view, rankdir) if wrap == "auto" else (wrap or 1)
-    return build(net, view, rankdir, compact=not full, wrapping=cut(view, runs), ids=ids)
+    return build(net, view, rankdir, compact=not full, wrapping=cut(view, runs), ids=ids, templates=block is not None)
 
 
 def render(net, path: str | os.PathLike, depth: int | None = None, rankdir: str = "TB", full: bool = False,
-           wrap=None, style: str = "graph") -> Path:
+           wrap=None, style: str = "graph", block: str | None = None) -> Path:
     """Draw `net` to `path`: .svg, .png or .pdf through Graphviz's dot, .dot source (no dot needed),
-    .html (the interactive viewer), or with `style="blocks"` the paper-style figure (.svg, .pdf, .png, .tex)."""
+    .html (the interactive viewer), or with `style="blocks"` the paper-style figure (.svg, .pdf, .png, .tex).
+    `block`: only the first call of that block (its definition view)."""
     path = Path(path)
     check_options(depth, rankdir, wrap, style)
     fmt = output_format(path, style)
     check_writable(path)
+    if block is not None and (fmt == "html" or style == "blocks"):
+        from .definition import definition_network
+
+        net, block = definition_network(net, block), None
     if fmt == "html":
         from .viewer import write_page
 
@@ -77,5 +88,5 @@ def render(net, path: str | os.PathLike, depth: int | None = None, rankdir: str 
 
         write_figure(net, path, fmt, depth)
     else:
-        write(to_digraph(net, depth, rankdir, full, wrap), path, fmt)
+        write(to_digraph(net, depth, rankdir, full, wrap, block=block), path, fmt)
     return path

@@ -31,6 +31,7 @@ THICKNESS = (2.0, 3.2)
 BAR_WIDTH = 5.0
 OBLIQUE = (0.45, 0.32)  # how far one point of depth moves right and up
 GAP = 16.0  # between maps
+MIN_WINDOW = 0.08  # a window is drawn at least this fraction of its map's side, to be seen
 TOUCH = 3.0  # between the maps of one stage
 DIM_PT = 6.0
 
@@ -230,8 +231,8 @@ def _kernel_cone(fig: Figure, before: Cuboid, after: Cuboid, shape: Shape, kerne
     spatial = shape[1:]
     kh = kernel[-2] if len(kernel) >= 2 else kernel[-1]
     kw = kernel[-1]
-    h = max(kh / (spatial[-2] if len(spatial) >= 2 else spatial[-1]), 0.08)
-    w = max(kw / spatial[-1], 0.08) if len(spatial) >= 2 else 0.5
+    h = max(kh / (spatial[-2] if len(spatial) >= 2 else spatial[-1]), MIN_WINDOW)
+    w = max(kw / spatial[-1], MIN_WINDOW) if len(spatial) >= 2 else 0.5
     u0, v0 = 0.5 - w / 2, 0.5 - h / 2
     corners = [before.side_point(u0, v0), before.side_point(u0 + w, v0), before.side_point(u0 + w, v0 + h),
                before.side_point(u0, v0 + h)]

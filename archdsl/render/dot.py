@@ -24,8 +24,8 @@ from .wrap import Wrapping
 class DotWriter:
     """The label and attributes of every node, cluster and edge of one view."""
 
-    def __init__(self, net: Network, view: View, compact: bool = False, ids: bool = False):
-        self.net, self.view, self.compact, self.ids = net, view, compact, ids
+    def __init__(self, net: Network, view: View, compact: bool = False, ids: bool = False, templates: bool = False):
+        self.net, self.view, self.compact, self.ids, self.templates = net, view, compact, ids, templates
         self.hierarchy = view.hierarchy
         self.output_names: dict[str, list[str]] = {}
         for name, node in net.output_nodes.items():
@@ -57,7 +57,7 @@ class DotWriter:
         colour = {"fillcolor": style.kind_colour(box.head.op.kind)}
         if self.compact:
             shown = fmt_shape(box.layers[-1].shape) if outs or box.id not in self.entering else None
-            return labels.chain_label(box, outs, label_of(box.id), shown), {**colour, **extra}
+            return labels.chain_label(box, outs, label_of(box.id), shown, self.templates), {**colour, **extra}
         return labels.layer_label(box.head, outs, label_of(box.id)), {**colour, **extra}
 
     def point(self, point: str) -> dict[str, str]:
@@ -84,9 +84,10 @@ class DotWriter:
 
 
 def to_digraph(net: Network, view: View, rankdir: str = "TB", compact: bool = False,
-               wrapping: Wrapping | None = None, ids: bool = False) -> graphviz.Digraph:
-    """`ids`: give every node and cluster its view id as its SVG id."""
-    writer = DotWriter(net, view, compact, ids)
+               wrapping: Wrapping | None = None, ids: bool = False, templates: bool = False) -> graphviz.Digraph:
+    """`ids`: give every node and cluster its view id as its SVG id; `templates`: a block's own
+    spelling of each token under the resolved one (a block's definition view)."""
+    writer = DotWriter(net, view, compact, ids, templates)
     graph = graphviz.Digraph(name=net.name, graph_attr=writer.graph_attrs(writer.kinds(), rankdir),
                              node_attr=style.NODE_ATTRS, edge_attr=style.EDGE_ATTRS)
 

@@ -61,13 +61,17 @@ def layer_label(layer: Layer, outputs: list[str], label: str | None = None) -> s
     return html(lines)
 
 
-def chain_label(box: Box, outputs: list[str], label: str | None, shape: str | None) -> str:
+def chain_label(box: Box, outputs: list[str], label: str | None, shape: str | None, template: bool = False) -> str:
     """A compact box: `conv3-128/2 · bn · relu` (resolved tokens, the first bold), its params.
 
     `shape` is shown on the box only where no edge shows it: the input's, an output's.
+    `template`: under the tokens, in small type, the block's own spelling (`conv3-c/s`)
+    where it differs (a block's definition view).
     """
     tokens = [escape(resolved(layer)) for layer in box.layers]
     lines = [f"<b>{escape(label)}</b>", " · ".join(tokens)] if label else [" · ".join([f"<b>{tokens[0]}</b>", *tokens[1:]])]
+    if template and any(is_parametrized(layer.token) for layer in box.layers):
+        lines.append(SMALL.format("<i>" + escape(" · ".join(layer.token for layer in box.layers)) + "</i>"))
     params = sum(layer.params for layer in box.layers)
     figures = [f"{compact(params)} params"] if params else []
     if shape and not outputs:

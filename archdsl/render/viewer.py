@@ -107,11 +107,11 @@ def model(net: Network, depth: int | None = None) -> dict:
     blocks = {i: b for i, b in view.clusters.items() if isinstance(b, BlockInstance) and not b.kind.is_part}
 
     def statement(item: str, label: str, attrs: dict) -> str:
-        return f"{quoting.quote(item)}{quoting.attr_list(label, attrs)}"
+        return f"{quoting.quote(item)}{quoting.attr_list(label, kwargs=attrs)}"
 
     nodes = {box_id: statement(box_id, *writer.node(box)) for box_id, box in view.boxes.items()}
     points = {p: statement(p, "", writer.point(p)) for p in view.points}
-    frames = {item: quoting.attr_list(None, writer.frame(item)) for item in view.clusters}
+    frames = {item: quoting.attr_list(kwargs=writer.frame(item)) for item in view.clusters}
     closed_nodes, inside = {}, {}
     for block_id, block in blocks.items():
         layers = tuple(layer for layer in net.layers if block_id in layer.scope)
@@ -123,7 +123,7 @@ def model(net: Network, depth: int | None = None) -> dict:
         label, attrs = writer.edge(edge)
         leaving, _ = writer.edge(edge, shape=edge.labelled)  # leaving a closed block: its shape
         attrs.pop("arrowhead", None)  # the script says where the edge ends: at a point, or a closed block
-        edges.append([edge.tail, edge.head, edge.tensor.name, label, leaving, quoting.a_list(None, attrs)])
+        edges.append([edge.tail, edge.head, edge.tensor.name, label, leaving, quoting.a_list(kwargs=attrs)])
     kinds = writer.kinds() | ({style.COLLAPSED} if blocks else set())
     return {
         "name": net.name,
@@ -154,8 +154,8 @@ def _parent(view, item: str) -> str | None:
 def _header(graph_attrs: dict) -> str:
     from graphviz import quoting
 
-    return (f"graph{quoting.attr_list(None, graph_attrs)}\n"
-            f"node{quoting.attr_list(None, style.NODE_ATTRS)}\nedge{quoting.attr_list(None, style.EDGE_ATTRS)}\n")
+    return (f"graph{quoting.attr_list(kwargs=graph_attrs)}\n"
+            f"node{quoting.attr_list(kwargs=style.NODE_ATTRS)}\nedge{quoting.attr_list(kwargs=style.EDGE_ATTRS)}\n")
 
 
 def _where(span) -> dict | None:

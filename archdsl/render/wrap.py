@@ -4,22 +4,22 @@ A chain of 40 ranks is a strip no page holds. Wrapping cuts the top-level sequen
 (layers, blocks, stages) into N runs of about equal length; Graphviz still lays out
 everything, and is told only two things: the first box of each run sits on one rank
 (`rank=same`, ordered by invisible edges), and edges from one run to another do not
-pull the runs apart (`constraint=false`). `auto` picks N so that the drawing comes
-out near a page's proportions (√2), and leaves short networks alone.
+pull the runs apart (`constraint=false`). `auto` picks the N that lets the drawing be
+printed largest on a page of ordinary proportions (11 × 8.5 inches, upright for a
+diagram drawn top to bottom, on its side for one drawn left to right): a network
+that fits as it is stays one run.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .collapse import Edge, View
 
 # Rough sizes, in inches, of what dot draws: how far one rank advances along the
 # drawing's length, and how much room a box takes across it, per direction.
-RANK_LENGTH = {"TB": 1.25, "LR": 2.1}
+RANK_LENGTH = {"TB": 1.25, "LR": 2.8}
 BOX_BREADTH = {"TB": 2.2, "LR": 1.3}
-PAGE = math.sqrt(2)
-SHORT = 16  # ranks: a network shorter than this is never wrapped by `auto`
+PAGE = (11.0, 8.5)  # inches: along the drawing's length, and across it
 MAX_RUNS = 12
 
 
@@ -66,19 +66,22 @@ def _items(view: View) -> list[list[str]]:
 
 
 def auto_runs(view: View, rankdir: str) -> int:
-    """How many runs bring the drawing nearest a page's proportions (1: a short network)."""
+    """How many runs let the drawing be printed largest on a page (1: it fits as it is)."""
     rank = ranks(view)
     length = max(rank.values(), default=0) + 1
-    if length < SHORT:
-        return 1
     breadth = max(sum(1 for r in rank.values() if r == k) for k in set(rank.values()))
 
-    def off_page(n: int) -> float:
-        long_side = length / n * RANK_LENGTH[rankdir]
-        short_side = breadth * n * BOX_BREADTH[rankdir]
-        return abs(math.log(long_side / short_side / PAGE))
+    def scale(n: int) -> float:
+        """How much a page shrinks the drawing cut into n runs (1: not at all)."""
+        along = length / n * RANK_LENGTH[rankdir]
+        across = breadth * n * BOX_BREADTH[rankdir]
+        return min(PAGE[0] / along, PAGE[1] / across, 1.0)
 
-    return min(range(1, min(MAX_RUNS, length // 4) + 1), key=off_page)
+    best = 1
+    for n in range(2, min(MAX_RUNS, max(length // 2, 1)) + 1):
+        if scale(n) > scale(best) * 1.05:  # a cut must earn its place
+            best = n
+    return best
 
 
 def wrap(view: View, runs: int) -> Wrapping | None:

@@ -20,6 +20,7 @@ import archdsl
 from archdsl.ir import BlockKind
 from archdsl.cli import main
 from archdsl.render import RenderError, render, to_digraph
+from archdsl.ops import REGISTRY
 from archdsl.render.collapse import build_view
 
 REPO = Path(__file__).resolve().parents[1]
@@ -283,6 +284,39 @@ def test_folding_follows_the_ops_traits_not_their_names():
     # input | conv bn leakyrelu dropout | maxpool | softmax lrn | gap: softmax mixes the channels, so it
     # keeps a box of its own, and lrn (a norm) joins it
     assert [len(ops) for ops in boxes] == [1, 4, 1, 2, 1]
+
+
+@pytest.mark.parametrize("cls", sorted(set(REGISTRY.values()), key=lambda c: c.family), ids=lambda c: c.family)
+def test_every_op_is_drawn_compact_and_in_blocks_with_no_edit_for_it(cls):
+    """Diagrams know no op by name: each registered op's own example draws, every layer once."""
+    net = archdsl.load(f"network example\ninput 8x16x16\n{cls.example}\n")
+    view = build_view(net.graph, compact=True)
+    assert sorted(l.name for box in view.boxes.values() for l in box.layers) == sorted(l.name for l in net.layers)
+    assert dot_source(net).startswith("digraph example {")
+    assert dot_source(net, full=True).startswith("digraph example {")
+    from archdsl.render.blocks import figure
+
+    assert figure(net).items  # the paper-style figure too
+
+
+def test_a_new_activation_folds_into_its_box_by_its_trait():
+    from dataclasses import dataclass
+
+    from archdsl import ops
+
+    @dataclass(frozen=True)
+    class Squareplus(ops.Activation):
+        family = "squareplus_test"
+        example = "squareplus_test"
+        formula = "0.5 * (x + sqrt(x * x + 4))"
+
+    ops.register(Squareplus)
+    try:
+        net = archdsl.load("input 3x8x8\nconv3-8 squareplus_test maxpool\n")
+        boxes = [[l.token for l in box.layers] for box in build_view(net.graph, compact=True).boxes.values()]
+    finally:
+        del ops.REGISTRY["squareplus_test"]
+    assert boxes == [["input"], ["conv3-8", "squareplus_test"], ["maxpool"]]
 
 
 def test_compact_edges_show_a_shape_only_where_it_changes():

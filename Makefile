@@ -11,7 +11,7 @@ PIP := $(PY) -m pip -q --disable-pip-version-check
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system-deps vendor-js clean
+.PHONY: demo test install system-deps textmate-deps vendor-js clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,14 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq graphviz >/dev/null; }
 	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing chromium (headless, for the report test)"; \
+	  echo "installing chromium (headless, for the tests that open pages)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null \
 	  || echo "could not install chromium: the tests that open pages in a browser will be skipped"; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing node and npm (VS Code's TextMate engine tokenises the zoo in the tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
 	@command -v pdflatex >/dev/null 2>&1 || { \
 	  echo "installing LaTeX with TikZ (for the test that compiles render --style blocks' .tex)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
@@ -49,6 +53,15 @@ vendor-js:
 	  cp package/dist/index.js $(CURDIR)/archdsl/render/assets/graphviz/graphviz.js && \
 	  cp package/LICENSE $(CURDIR)/archdsl/render/assets/graphviz/LICENSE.hpcc-js-Apache-2.0 && \
 	  rm -rf $$tmp && sha256sum $(CURDIR)/archdsl/render/assets/graphviz/graphviz.js
+
+# vscode-textmate and vscode-oniguruma, pinned by tests/textmate/package-lock.json, into
+# tests/textmate/node_modules (ignored by git): tests/test_editors.py runs the grammar through them.
+TEXTMATE := tests/textmate/node_modules/vscode-textmate/package.json
+$(TEXTMATE): tests/textmate/package.json tests/textmate/package-lock.json
+	cd tests/textmate && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TEXTMATE)
+
+textmate-deps: system-deps $(TEXTMATE)
 
 demo: install
 	@echo "== archdsl check: the zoo =="
@@ -78,8 +91,8 @@ demo: install
 	$(VENV)/bin/archdsl inspect specs/lenet5.arch runs/demo-lenet5/last.pt -o runs/demo-lenet5/inspect
 	$(VENV)/bin/archdsl embed specs/lenet5.arch runs/demo-lenet5/last.pt -o runs/demo-lenet5/features.npz --probe
 
-test: install
+test: install textmate-deps
 	$(VENV)/bin/pytest -q
 
 clean:
-	rm -rf $(VENV) runs diagrams .pytest_cache
+	rm -rf $(VENV) runs diagrams .pytest_cache tests/textmate/node_modules

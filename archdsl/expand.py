@@ -128,6 +128,7 @@ class Expander:
         # inside it, in order (`terms.Labelled` decides from them what the label names).
         self.collectors: list[list[str]] = []
         self.stage_of: dict[str, str] = {}  # a stage's member → the stage's id
+        self.renamed: dict[str, str] = {}  # node → its name after `-> name` renamed it
 
     # ---- graph building ----
     def shape(self, node: str) -> Shape:
@@ -204,6 +205,9 @@ class Expander:
         self.graph.add_node(node, layer=Layer(node, Input(shape), (), shape, span, (), "input", True))
         self.graph.input = node
         self.graph.main_sink = self.seq(spec.body, node, scope)
+        if self.renamed:  # terms that ended on a layer `-> name` renamed afterwards
+            for nodes in self.graph.term_outputs.values():
+                nodes[:] = [self.renamed.get(n, n) for n in nodes]
         if len(self.graph) == 1:
             raise SpecArgumentError("the network has no layers: its body expands to nothing (a `* 0`?)", spec.body[0].span)
         return self.graph
@@ -220,9 +224,14 @@ class Expander:
         try:
             if self.depth > MAX_NESTING:
                 raise nesting_error(term, self.block_stack)
-            return TERMS[type(term)].expand(term, self, current, scope, in_after)
+            return self.ended(term, TERMS[type(term)].expand(term, self, current, scope, in_after))
         finally:
             self.depth -= 1
+
+    def ended(self, term, node: str) -> str:
+        """Record that one expansion of `term` ended on the tensor `node` (`IRGraph.term_outputs`)."""
+        self.graph.term_outputs.setdefault(term.span, []).append(node)
+        return node
 
     # ---- names ----
     def lookup(self, name: str, span: Span, scope: Scope) -> str:
@@ -269,6 +278,7 @@ class Expander:
         preds = list(self.graph.predecessors(old))
         self.graph.remove_node(old)
         self.graph.add_node(new, layer=replace(layer, name=new))
+        self.renamed[old] = new
         for p in preds:
             self.graph.add_edge(p, new)
         for collected in self.collectors:

@@ -134,3 +134,13 @@ def test_errors_are_arch_errors_not_tracebacks(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"{spec}:3:1: error: the label \"skip\" names nothing") and "^~~~~~" in err
     assert issubclass(ExpansionError, ArchError)
+
+
+def test_fmt_writes_a_label_with_its_colon_after_it():
+    from archdsl.formatter import format_text
+
+    text = 'input 3x8x8\n"conv1"  :conv3-8\n"stage" : [conv3-8 relu] * 2\n'
+    assert format_text(text) == 'input 3x8x8\n"conv1": conv3-8\n"stage": [conv3-8 relu] * 2\n'
+    for spec in ("googlenet", "resnet50"):  # the zoo's labelled specs are as fmt writes them
+        path = REPO / "specs" / f"{spec}.arch"
+        assert format_text(path.read_text(), str(path), path) == path.read_text()

@@ -1,4 +1,4 @@
-"""The composites `inception<…>`, `residual<…>` and `se<r>`: how each expands, and how it counts.
+"""The composites `inception<…>`, `residual<…>` and `se<…>`: how each expands, and how it counts.
 
 Each composite is one class holding both walks that must agree: `expand` adds its
 layers to the graph (it needs shapes: a residual's projection exists only where
@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 
 from . import ast
-from .errors import ShapeError, SpecArgumentError
+from .errors import ShapeError, SpecArgumentError, did_you_mean
 from .evaluate import evaluate
 from .ir import BlockKind
-from .ops import FC, BatchNorm, Concat, Conv, Add, GlobalAvgPool, ReLU, Scale, Sigmoid
+from .ops import FC, REGISTRY, Activation, Add, BatchNorm, Call, Concat, Conv, GlobalAvgPool, Mul, Option, Value
+from .ops.base import choice, positive_int
 from .shapes import fmt_shape
 
 
@@ -130,35 +131,103 @@ class Residual(Composite):
 
 
 class SqueezeExcite(Composite):
-    """se<r>: global pooling, fc C/r, relu, fc C, sigmoid, then scale the channels (Hu et al., 2018)."""
+    """se<r>: global pooling, a squeeze to C/r, an activation, back to C, a gate, then the input's
+    channels scaled by the gate (Hu et al., 2018). Options, as the papers and torchvision vary it:
+
+      r        the reduction ratio: squeeze to C/r channels (positional: `se<16>`)
+      squeeze  the squeezed channels themselves, instead of r: `se<squeeze=max(1, in_channels // 4)>`
+      act      the activation in between: relu (default), silu, … any element-wise one
+      gate     the gate: sigmoid (default) or hardsigmoid, …
+      form     fc (default: fully connected layers, Hu et al.) or conv (1×1 convolutions with biases
+               on the pooled C×1×1, as torchvision's SqueezeExcitation: 4-D weights)
+    """
 
     kind, keyword = BlockKind.SE, "se"
-    LAYERS = ("squeeze", "fc1", "relu", "fc2", "sigmoid", "scale")
+    LAYERS = ("squeeze", "fc1", "act", "fc2", "gate", "scale")
+    OPTIONS = (
+        Option("r", None, "the reduction ratio: squeeze to C/r channels", position=0),
+        Option("squeeze", None, "the squeezed channels, instead of r"),
+        Option("act", "relu", "the activation between the two layers"),
+        Option("gate", "sigmoid", "the gate's activation"),
+        Option("form", "fc", "fc (fully connected) or conv (1×1 convolutions)"),
+    )
+    FORMS = ("fc", "conv")
+    NUMBERS = frozenset({"r", "squeeze"})  # options that are arithmetic on parameters; the others take words
 
     def count(self, term: ast.SqueezeExcite, counter, env, ctx) -> int:
         return len(self.LAYERS)
 
     def expand(self, term: ast.SqueezeExcite, ex, current, scope, instance) -> str:
         shape = ex.shape(current)
-        ratio = evaluate(term.reduction, scope.env, True)
-        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
-            raise SpecArgumentError(f"se<r> needs a whole reduction ratio r ≥ 1. Received: r={ratio!r}", term.span)
+        options = self.options(term, scope.env)
         if len(shape) < 2:
-            raise ShapeError(f"se<{ratio}> needs a C×H×W input. Received: input shape {fmt_shape(shape)}", term.span)
-        channels = shape[0]
-        if channels % ratio:
-            raise ShapeError(
-                f"se<{ratio}> needs a channel count that r divides, as / does in specs. Received: C={channels}, r={ratio}",
-                term.span,
-            )
-        squeeze = ex.add(scope, GlobalAvgPool(), (current,), term.span, "gap", inserted=True, name="squeeze")
-        node = ex.add(scope, FC(channels // ratio), (squeeze,), term.span, f"fc-{channels // ratio}", inserted=True, name="fc1")
-        node = ex.add(scope, ReLU(), (node,), term.span, "relu", inserted=True, name="relu")
-        node = ex.add(scope, FC(channels), (node,), term.span, f"fc-{channels}", inserted=True, name="fc2")
-        node = ex.add(scope, Sigmoid(), (node,), term.span, "sigmoid", inserted=True, name="sigmoid")
-        merge = ex.add(scope, Scale(), (current, node), term.span, "scale", inserted=True, name="scale")
+            raise ShapeError(f"se needs a C×H×W input. Received: input shape {fmt_shape(shape)}", term.span)
+        channels, rank = shape[0], len(shape) - 1
+        squeezed = self.squeezed(term, options, channels)
+        act, gate = (self.activation(term, options, role) for role in ("act", "gate"))
+        if options["form"] == "conv":  # 1×1 convolutions with biases on the pooled C×1×1
+            fc1, fc2 = (Conv(c, (1,) * rank, (1,) * rank, (0,) * rank, (1,) * rank, 1, True) for c in (squeezed, channels))
+        else:
+            fc1, fc2 = FC(squeezed), FC(channels)
+        names = dict(zip(self.LAYERS, ("squeeze", "fc1", act.family, "fc2", gate.family, "scale")))
+        if act.family == gate.family:
+            names["act"], names["gate"] = "act", "gate"
+        node = current
+        for role, op in zip(self.LAYERS, (GlobalAvgPool(), fc1, act, fc2, gate)):
+            node = ex.add(scope, op, (node,), term.span, op.describe(), inserted=True, name=names[role])
+        merge = ex.add(scope, Mul(), (current, node), term.span, "mul", inserted=True, name=names["scale"])
         ex.complete(instance, entry=current, merge=merge, skip=current)
         return merge
+
+    def options(self, term: ast.SqueezeExcite, env) -> dict:
+        call = Call("se", "se<…>", term.span)
+        for arg in term.args:
+            if isinstance(arg.value, ast.RefArg):
+                raise SpecArgumentError(f"se takes options, not tensors. Received: @{arg.value.name}", arg.span)
+            strict = arg.keyword is None or arg.keyword in self.NUMBERS  # `act=silu` is a word, not a name
+            value = Value(evaluate(arg.value, env, strict), arg.span)
+            if arg.keyword is None:
+                call.positional.append(value)
+            elif arg.keyword in call.keywords:
+                raise SpecArgumentError(f"se: the option '{arg.keyword}' is given twice. Received: {arg.keyword}=…", arg.span)
+            else:
+                call.keywords[arg.keyword] = value
+        options = call.take_options(self.OPTIONS)
+        call.finish()
+        options["form"] = choice(options["form"], "form", self.FORMS, "se", term.span)
+        return options
+
+    def squeezed(self, term, options: dict, channels: int) -> int:
+        ratio, squeeze = options["r"], options["squeeze"]
+        if (ratio is None) == (squeeze is None):
+            raise SpecArgumentError(
+                "se needs the reduction ratio r or the squeezed channels, one of them: se<16>, se<squeeze=8>."
+                f" Received: {'both' if ratio is not None else 'neither'}",
+                term.span,
+            )
+        if squeeze is not None:
+            return positive_int(squeeze, "squeeze", term.span, "se")
+        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
+            raise SpecArgumentError(f"se<r> needs a whole reduction ratio r ≥ 1. Received: r={ratio!r}", term.span)
+        if channels % ratio:
+            raise ShapeError(
+                f"se<{ratio}> needs a channel count that r divides, as / does in specs (or squeeze=…)."
+                f" Received: C={channels}, r={ratio}",
+                term.span,
+            )
+        return channels // ratio
+
+    def activation(self, term, options: dict, role: str) -> Activation:
+        name = options[role]
+        cls = REGISTRY.get(name.lower()) if isinstance(name, str) else None
+        if cls is None or not issubclass(cls, Activation):
+            known = sorted(f for f, c in REGISTRY.items() if issubclass(c, Activation))
+            hint = did_you_mean(name, known) if isinstance(name, str) else ""
+            raise SpecArgumentError(
+                f"se: {role} must be an element-wise activation ({', '.join(known)}){hint or '.'} Received: {role}={name!r}",
+                term.span,
+            )
+        return cls()
 
 
 COMPOSITES: dict[type, Composite] = {

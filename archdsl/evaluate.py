@@ -1,12 +1,16 @@
-"""Evaluate the spec's small expression language: integer arithmetic on block parameters.
+"""Evaluate the spec's small expression language: arithmetic on block parameters.
 
-Only numbers, names bound to numbers and + − * / // % exist: a spec never
-executes code. `/` must divide exactly (a channel count of 21.33 is a bug in the
-spec, not something to round silently); `//` floors.
+Only numbers, names bound to numbers, + − * / // % and the few functions in
+`FUNCTIONS` exist: a spec never executes code. `/` of whole numbers must divide
+exactly (a channel count of 21.33 is a bug in the spec, not something to round
+silently); `//` floors. The functions round the way the papers' code does, so that
+a width or depth multiplier gives the published networks: `divisible(c * width, 8)`
+is torchvision's `_make_divisible`, `ceil(n * depth)` EfficientNet's repeats.
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
 from . import ast
 from .errors import SpecArgumentError, SpecNameError, did_you_mean
@@ -70,6 +74,8 @@ def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
         left = _number(evaluate(expr.left, env, True), expr.left)
         right = _number(evaluate(expr.right, env, True), expr.right)
         return _apply(expr, left, right)
+    if isinstance(expr, ast.Call):
+        return _call(expr, env)
     raise SpecArgumentError(f"'{type(expr).__name__}' cannot be used as a value here", expr.span)
 
 
@@ -105,4 +111,62 @@ def _apply(expr: ast.BinOp, left, right):
             result = left // right
     if abs(result) > MAX_MAGNITUDE:
         raise SpecArgumentError(f"value too large. Received: {left} {op} {right}", expr.span)
+    return result
+
+
+# ---- functions ----
+
+
+def divisible(value: float, divisor: int, min_value: int | None = None) -> int:
+    """`value` rounded to a multiple of `divisor` (at least `min_value`, by default `divisor`), and
+    one `divisor` more where rounding lost more than 10%: torchvision's `_make_divisible`, which
+    MobileNet and EfficientNet apply to every channel count a width multiplier gives."""
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def _positive_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+# name → (the function, how many arguments: (fewest, most or None), how it is written)
+FUNCTIONS: dict[str, tuple[Callable[..., Any], tuple[int, int | None], str]] = {
+    "divisible": (divisible, (2, 3), "divisible(value, divisor[, min_value])"),
+    "ceil": (math.ceil, (1, 1), "ceil(value)"),
+    "floor": (math.floor, (1, 1), "floor(value)"),
+    "max": (max, (2, None), "max(a, b, …)"),
+    "min": (min, (2, None), "min(a, b, …)"),
+}
+
+
+def _call(expr: ast.Call, env: dict[str, Any]) -> Any:
+    if expr.name not in FUNCTIONS:
+        raise SpecNameError(
+            f"unknown function '{expr.name}'{did_you_mean(expr.name, FUNCTIONS)}"
+            f" (the arithmetic has {', '.join(FUNCTIONS)}). Received: {expr.name}(…)",
+            expr.span,
+        )
+    function, (fewest, most), signature = FUNCTIONS[expr.name]
+    for arg in expr.args:
+        if arg.keyword is not None:
+            raise SpecArgumentError(f"{expr.name} takes positional arguments: {signature}. Received: {arg.keyword}=…", arg.span)
+    if len(expr.args) < fewest or (most is not None and len(expr.args) > most):
+        raise SpecArgumentError(f"{expr.name} takes {signature}. Received: {len(expr.args)} arguments", expr.span)
+    values = [_number(evaluate(arg.value, env, True), arg.value) for arg in expr.args]
+    shape_dependent = next((v for v in values if isinstance(v, ShapeDependent)), None)
+    if shape_dependent is not None:  # counted before shapes exist: the value is not known yet
+        return shape_dependent
+    if not all(math.isfinite(v) for v in values):
+        raise SpecArgumentError(f"{expr.name} needs finite numbers. Received: {', '.join(map(repr, values))}", expr.span)
+    if expr.name == "divisible" and not all(_positive_whole(v) for v in values[1:]):
+        raise SpecArgumentError(
+            f"divisible's divisor (and min_value) must be whole numbers ≥ 1. Received: {', '.join(map(repr, values[1:]))}",
+            expr.span,
+        )
+    result = function(*values)
+    if abs(result) > MAX_MAGNITUDE:
+        raise SpecArgumentError(f"value too large. Received: {expr.name}(…) = {result}", expr.span)
     return result

@@ -124,15 +124,21 @@ class Expander:
         self.block_stack: list[str] = []
         self.depth = 0  # how many terms are being expanded inside one another
         self.batchnorms = 0  # how many bn layers have been added: a residual asks whether its body made one
+        # One list per label being expanded: the layers, block instances and stages built
+        # inside it, in order (`terms.Labelled` decides from them what the label names).
+        self.collectors: list[list[str]] = []
+        self.stage_of: dict[str, str] = {}  # a stage's member → the stage's id
+        self.renamed: dict[str, str] = {}  # node → its name after `-> name` renamed it
 
     # ---- graph building ----
     def shape(self, node: str) -> Shape:
         return self.graph.nodes[node]["layer"].shape
 
     def _unique(self, scope: Scope, base: str) -> str:
+        separator = "_" if base[-1:].isdigit() else ""  # relu6_1, not relu61
         while True:
             scope.counters[base] = scope.counters.get(base, 0) + 1
-            name = f"{scope.prefix}{base}{scope.counters[base]}"
+            name = f"{scope.prefix}{base}{separator}{scope.counters[base]}"
             if name not in self.graph and name not in self.graph.blocks:
                 return name
 
@@ -151,6 +157,8 @@ class Expander:
         self.graph.add_node(node, layer=layer)
         for i in inputs:
             self.graph.add_edge(i, node)
+        for collected in self.collectors:
+            collected.append(node)
         if op.has(Trait.CANCELS_BIAS):
             self.batchnorms += 1
         return node
@@ -160,6 +168,8 @@ class Expander:
         instance = self._unique(scope, name)
         self.graph.blocks[instance] = BlockInstance(instance, kind, name, span, scope.instance, user=user, entry=entry,
                                                     args=args)
+        for collected in self.collectors:
+            collected.append(instance)
         return instance
 
     def new_part(self, instance: str, kind: BlockKind, name: str, span: Span | None, *, entry: str, inserted=False) -> str:
@@ -198,6 +208,9 @@ class Expander:
         self.graph.add_node(node, layer=Layer(node, Input(shape), (), shape, span, (), "input", True))
         self.graph.input = node
         self.graph.main_sink = self.seq(spec.body, node, scope)
+        if self.renamed:  # terms that ended on a layer `-> name` renamed afterwards
+            for nodes in self.graph.term_outputs.values():
+                nodes[:] = [self.renamed.get(n, n) for n in nodes]
         if len(self.graph) == 1:
             raise SpecArgumentError("the network has no layers: its body expands to nothing (a `* 0`?)", spec.body[0].span)
         return self.graph
@@ -214,9 +227,14 @@ class Expander:
         try:
             if self.depth > MAX_NESTING:
                 raise nesting_error(term, self.block_stack)
-            return TERMS[type(term)].expand(term, self, current, scope, in_after)
+            return self.ended(term, TERMS[type(term)].expand(term, self, current, scope, in_after))
         finally:
             self.depth -= 1
+
+    def ended(self, term, node: str) -> str:
+        """Record that one expansion of `term` ended on the tensor `node` (`IRGraph.term_outputs`)."""
+        self.graph.term_outputs.setdefault(term.span, []).append(node)
+        return node
 
     # ---- names ----
     def lookup(self, name: str, span: Span, scope: Scope) -> str:
@@ -263,8 +281,19 @@ class Expander:
         preds = list(self.graph.predecessors(old))
         self.graph.remove_node(old)
         self.graph.add_node(new, layer=replace(layer, name=new))
+        self.renamed[old] = new
         for p in preds:
             self.graph.add_edge(p, new)
+        for collected in self.collectors:
+            if old in collected:
+                collected[collected.index(old)] = new
+        if old in self.graph.labels:
+            self.graph.labels[new] = self.graph.labels.pop(old)
+        if old in self.stage_of:  # the last layer of a stage, named after it: `"s": [conv conv] -> x`
+            stage = self.graph.stages[self.stage_of[old]]
+            members = tuple(new if m == old else m for m in stage.members)
+            self.graph.stages[stage.id] = replace(stage, members=members)
+            self.stage_of[new] = self.stage_of.pop(old)
         for instance, block in self.graph.blocks.items():  # a composite that ended on the renamed layer
             if old in (block.merge, block.skip):
                 self.complete(instance, merge=new if block.merge == old else block.merge,

@@ -51,7 +51,7 @@ class BlockInstance:
     parent: str | None
     user: bool = False
     entry: str | None = None  # the tensor the block reads
-    merge: str | None = None  # the node closing a composite: residual's add, inception's concat, se's scale
+    merge: str | None = None  # the node closing a composite: residual's add, inception's concat, se's mul
     skip: str | None = None  # the merge's input that bypasses the body: a residual's identity or shortcut end, se's x
     shortcut: str | None = None  # the id of a residual's shortcut part, when it has one
     inserted: bool = False  # a part archdsl made itself (the projection shortcut)
@@ -60,6 +60,23 @@ class BlockInstance:
     @property
     def depth(self) -> int:
         return self.id.count(".") + 1
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A labelled run of layers and blocks that is no single block: `"conv2_x": basic(64) * 2`.
+
+    Stages group what diagrams frame and tables name together; they add no level
+    to `--depth` and nothing to layer names. `members` are the layers, block
+    instances and inner stages written in it, in order; `parent` is the block
+    instance it was written in (None: the network's body).
+    """
+
+    id: str  # `stage#1`: never a layer name or a block instance id
+    label: str
+    span: Span | None
+    parent: str | None
+    members: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -121,8 +138,13 @@ class IRGraph(nx.DiGraph):
     input = _GraphField()  # the input node's name
     blocks = _GraphField(dict)  # instance id → BlockInstance
     tensor_names = _GraphField(dict)  # node → the name a spec gave its tensor with `-> name`
+    labels = _GraphField(dict)  # layer name or block instance id → what the spec labelled it (`"3a": …`)
+    stages = _GraphField(dict)  # stage id → Stage: a labelled run of several layers and blocks
     main_sink = _GraphField()  # the end of the last chain: the main output
     outputs = _GraphField(dict)  # output name → node, main output first (set by `network.name_outputs`)
+    # the span of each written term → the tensor it ended on, once per expansion (in order): editors
+    # show the shape after a line, a block call or an @name by it
+    term_outputs = _GraphField(dict)
 
     def layer(self, name: str) -> Layer:
         return self.nodes[name]["layer"]

@@ -1,4 +1,4 @@
-"""The plain terms of a spec — a layer, a block call, `[ … ]`, `* n`, `@name`, `-> name` — each with
+"""The plain terms of a spec — a layer, a block call, `[ … ]`, `* n`, `@name`, `-> name`, `split -> a, b` — each with
 its expansion and its count side by side, as `composites` has them for `inception`, `residual`, `se`.
 
 `expand(term, ex, current, scope, in_after)` adds the term's layers to the expander's
@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from . import ast
 from .composites import COMPOSITES
-from .errors import ArchError, ExpansionError
-from .ir import BlockKind
+from .errors import ArchError, ExpansionError, ShapeError, SpecArgumentError
+from .evaluate import evaluate
+from .ir import BlockKind, Stage
+from .ops import ChannelSlice
+from .shapes import fmt_shape
 
 
 class Layer:
@@ -116,7 +119,7 @@ class BlockCall:
             inner = scope.child(instance, share_names=False, env=env, ctx=ctx)
             for t in terms:
                 if composite is not None and t is composites[0]:
-                    current = composite.expand(t, ex, current, inner, instance)
+                    current = ex.ended(t, composite.expand(t, ex, current, inner, instance))
                 else:
                     current = ex.term(t, current, inner)
             return current
@@ -182,6 +185,124 @@ class NameAs:
         return ex.name_tensor(term, current, scope)
 
 
+class Split:
+    """`split -> a, b`: the current tensor's channels cut into parts, each a layer named after its
+    tensor; equal parts, or `split(24, 40) -> a, b` with each part's channels. ShuffleNetV2's channel
+    split. The current tensor is then the last part, as after `-> b`."""
+
+    def count(self, term: ast.Split, counter, env, ctx, in_after) -> int:
+        return len(term.names)
+
+    def expand(self, term: ast.Split, ex, current, scope, in_after) -> str:
+        shape = ex.shape(current)
+        start = 0
+        for (name, span), size in zip(term.names, self.sizes(term, scope.env, shape)):
+            op = ChannelSlice(start, start + size)
+            node = ex.add(scope, op, (current,), term.span, op.describe())
+            node = ex.name_tensor(ast.NameAs(name, span), node, scope)
+            start += size
+        return node
+
+    def sizes(self, term: ast.Split, env, shape) -> list[int]:
+        names = ", ".join(name for name, _ in term.names)
+        parts, channels = len(term.names), shape[0]
+        if parts < 2:
+            raise SpecArgumentError(
+                f"split cuts the channels into parts and names each: split -> {names}, b. Received: one name, {names}",
+                term.span,
+            )
+        if not term.sizes:
+            if channels % parts:
+                raise ShapeError(
+                    f"split -> {names} cuts the channels into {parts} equal parts, but {parts} does not divide them;"
+                    f" give each part's size: split(…) -> {names}. Received: input shape {fmt_shape(shape)}",
+                    term.span,
+                )
+            return [channels // parts] * parts
+        sizes = []
+        for arg in term.sizes:
+            if arg.keyword is not None or isinstance(arg.value, ast.RefArg):
+                written = f"{arg.keyword}=…" if arg.keyword is not None else f"@{arg.value.name}"
+                raise SpecArgumentError(
+                    f"split takes each part's channels, as in split(24, 40) -> a, b. Received: {written}", arg.span
+                )
+            size = evaluate(arg.value, env, True)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise SpecArgumentError(f"split: a part's size must be a whole number ≥ 1. Received: {size!r}", arg.span)
+            sizes.append(size)
+        if len(sizes) != parts or sum(sizes) != channels:
+            raise ShapeError(
+                f"split({', '.join(map(str, sizes))}) -> {names} needs one size per part, summing to the"
+                f" {channels} channels. Received: {len(sizes)} sizes for {parts} parts, summing to {sum(sizes)}",
+                term.span,
+            )
+        return sizes
+
+
+class Labelled:
+    """`"conv2_x": basic(64) * 2`: the name diagrams and tables give what the term builds.
+
+    A layer token labels its layer (not the `after` layers that follow it); a term that
+    builds one block instance labels that block; anything else is a *stage*: the layers,
+    blocks and inner stages the term builds at its own level, framed together.
+    """
+
+    def count(self, term: ast.Labelled, counter, env, ctx, in_after) -> int:
+        return counter.term(term.term, env, ctx, in_after)
+
+    def expand(self, term: ast.Labelled, ex, current, scope, in_after) -> str:
+        collected: list[str] = []
+        ex.collectors.append(collected)
+        try:
+            end = ex.term(term.term, current, scope, in_after)
+        finally:
+            ex.collectors.pop()
+        level = [item for item in collected if _at_level(ex.graph, item, scope)]
+        inner = term.term
+        if isinstance(inner, ast.Layer) and inner.name not in scope.ctx.blocks:
+            level = level[:1]  # the layer itself, not its `after`
+        if not level:
+            raise ExpansionError(
+                f'the label "{term.label}" names nothing: a label names the layer, block or stage built by the'
+                f" term after it, and this one builds no layer. Received: {_text(term)}",
+                term.label_span,
+            )
+        if len(level) == 1 and level[0] not in ex.graph.stages:
+            (target,) = level
+            if target in ex.graph.labels:
+                raise ExpansionError(
+                    f'this is labelled twice: "{ex.graph.labels[target]}" and "{term.label}"; give it one label.'
+                    f" Received: {_text(term)}",
+                    term.label_span,
+                )
+            ex.graph.labels[target] = term.label
+            return end
+        members = tuple(item for item in level if item not in ex.stage_of)  # inner stages claimed theirs
+        stage = Stage(f"stage#{len(ex.graph.stages) + 1}", term.label, term.span, scope.instance, members)
+        ex.graph.stages[stage.id] = stage
+        for member in members:
+            ex.stage_of[member] = stage.id
+        for outer in ex.collectors:
+            outer.append(stage.id)
+        return end
+
+
+def _at_level(graph, item: str, scope) -> bool:
+    """Whether `item` (a layer, block instance or stage) was written at `scope`'s own level."""
+    if item in graph.stages:
+        return graph.stages[item].parent == scope.instance
+    if item in graph.blocks:
+        return graph.blocks[item].parent == scope.instance
+    return item in graph and graph.nodes[item]["layer"].scope == scope.path
+
+
+def _text(term: ast.Labelled) -> str:
+    """The labelled term as written (its first line)."""
+    span = term.span
+    line = span.source.line(span.line)
+    return line[span.col - 1 : span.end_col - 1 if span.end_line == span.line else None].strip()
+
+
 class CompositeTerm:
     """An inline `inception<…>`, `residual<…>` or `se<r>`: a new block instance around the composite."""
 
@@ -199,7 +320,7 @@ def _walk(term):
     yield term
     if isinstance(term, ast.Group):
         children = term.terms
-    elif isinstance(term, ast.Repeat):
+    elif isinstance(term, (ast.Repeat, ast.Labelled)):
         children = (term.term,)
     elif isinstance(term, ast.Inception):
         children = [t for branch in term.branches for t in branch.terms]
@@ -212,8 +333,12 @@ def _walk(term):
 
 
 def _expressions(expr):
+    """`expr` and every expression inside it: operands, and a function's arguments."""
     yield expr
-    for child in (getattr(expr, "left", None), getattr(expr, "right", None), getattr(expr, "operand", None)):
+    children = [getattr(expr, "left", None), getattr(expr, "right", None), getattr(expr, "operand", None)]
+    if isinstance(expr, ast.Call):
+        children += [arg.value for arg in expr.args]
+    for child in children:
         if child is not None:
             yield from _expressions(child)
 
@@ -225,5 +350,7 @@ TERMS = {
     ast.Repeat: Repeat(),
     ast.Ref: Ref(),
     ast.NameAs: NameAs(),
+    ast.Split: Split(),
+    ast.Labelled: Labelled(),
     **{kind: CompositeTerm() for kind in COMPOSITES},
 }

@@ -355,7 +355,7 @@ def test_residual_block_named_after_the_block():
 def test_squeeze_excitation_parameters(channels, r):
     net = archdsl.load(f"input {channels}x7x7\nse<{r}>")
     assert net.params == 2 * channels**2 // r + channels // r + channels
-    assert families(net) == ["gap", "fc", "relu", "fc", "sigmoid", "scale"]
+    assert families(net) == ["gap", "fc", "relu", "fc", "sigmoid", "mul"]
     assert net.outputs["output"] == (channels, 7, 7)
     scale = net.layers[-1]
     assert scale.inputs == ("input", "se1.sigmoid")

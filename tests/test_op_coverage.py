@@ -29,8 +29,14 @@ from archdsl.backends.tvm.lower import find_emitter as tvm_emitter  # noqa: E402
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "language.md"
 SPEC_OPS = sorted({cls for cls in REGISTRY.values()}, key=lambda c: c.family)
-# Spec fragments that make archdsl build the ops a spec cannot write itself.
+# Spec fragments that make archdsl build the ops a spec cannot write itself: the composites' and
+# split's (its parts), each form of se.
 COMPOSITE_EXAMPLES = {"residual": "residual< conv3-8 >", "inception": "inception< conv1-4 | conv3-4 >", "se": "se<4>"}
+SYNTAX_EXAMPLES = {
+    **COMPOSITE_EXAMPLES,
+    "se, conv form": "se<squeeze=3, act=silu, gate=hardsigmoid, form=conv>",
+    "split": "split(2, 6) -> a, b @b conv1-6 -> c @a concat(@c)",
+}
 
 
 def example_net(fragment: str) -> archdsl.Network:
@@ -42,7 +48,7 @@ def test_every_composite_has_an_example_here():
 
 
 def test_every_op_is_built_by_some_example():
-    built = {type(layer.op) for fragment in [c.example for c in SPEC_OPS] + list(COMPOSITE_EXAMPLES.values())
+    built = {type(layer.op) for fragment in [c.example for c in SPEC_OPS] + list(SYNTAX_EXAMPLES.values())
              for layer in example_net(fragment).layers}
     missing = [cls.__name__ for cls in all_ops() if cls not in built]
     assert not missing, f"no example builds {missing}: give the op an `example`"
@@ -61,7 +67,7 @@ def test_every_op_has_a_pytorch_and_a_tvm_emitter(cls):
     assert tvm_emitter(cls), f"{cls.__name__}: add an emitter to archdsl/backends/tvm/lower.py"
 
 
-@pytest.mark.parametrize("fragment", [c.example for c in SPEC_OPS] + list(COMPOSITE_EXAMPLES.values()))
+@pytest.mark.parametrize("fragment", [c.example for c in SPEC_OPS] + list(SYNTAX_EXAMPLES.values()))
 def test_declared_weights_are_the_pytorch_modules_tensors(fragment):
     """The layout the TVM backend reads state_dicts by (`op.weights`) is the one PyTorch holds,
     tensor by tensor, and the parameter count derived from it is PyTorch's."""
@@ -172,3 +178,47 @@ def test_a_new_activation_is_one_class(one_new_activation):
         warnings.simplefilter("ignore")  # "untuned": a tiny network, compiled only to compare numbers
         tvm_out = net.to_tvm(model.state_dict())(x)
     np.testing.assert_allclose(tvm_out, got, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cls", all_ops(), ids=lambda c: c.__name__)
+def test_every_op_has_a_colour_by_its_kind(cls):
+    """Diagrams colour a layer by its kind: a new op needs no edit of archdsl/render."""
+    from archdsl.render.style import KIND_COLOURS
+
+    assert cls.kind in KIND_COLOURS, f"{cls.__name__}: kind {cls.kind} has no colour in render/style.py"
+
+
+@pytest.mark.parametrize("fragment", [c.example for c in SPEC_OPS] + list(SYNTAX_EXAMPLES.values()))
+def test_the_generated_file_imports_only_torch(fragment):
+    """Ops torch.nn lacks are defined in the generated file itself, which still needs only torch."""
+    import ast as python_ast
+
+    source = example_net(fragment).to_torch().archdsl_source
+    imports = {python_ast.unparse(node) for node in python_ast.walk(python_ast.parse(source))
+               if isinstance(node, (python_ast.Import, python_ast.ImportFrom))}
+    assert imports == {"import torch", "from torch import nn"}
+
+
+def declared_weights(net, layer) -> dict:
+    return layer.op.weights(tuple(net.layer(i).shape for i in layer.inputs))
+
+
+def constant_weights(net):
+    return [(layer, name, weight) for layer in net.layers[1:] for name, weight in declared_weights(net, layer).items()
+            if weight.role is ops.Role.CONSTANT]
+
+
+CONSTANT_EXAMPLES = [c.example for c in SPEC_OPS if constant_weights(example_net(c.example))]
+
+
+@pytest.mark.parametrize("scheme", ["kaiming", "xavier", "torch"])
+def test_constant_tensors_start_at_their_fill_in_every_scheme(scheme):
+    """A Role.CONSTANT tensor (PReLU's slope, ConvNeXt's layer scale) is set by its module's
+    constructor and left alone by init_weights."""
+    assert CONSTANT_EXAMPLES  # prelu, layerscale
+    for fragment in CONSTANT_EXAMPLES:
+        net = example_net(fragment)
+        state = net.to_torch(init=scheme).state_dict()
+        for layer, name, weight in constant_weights(net):
+            value = state[f"{net.module_path(layer.name)}.{name}"]
+            assert torch.all(value == torch.tensor(weight.fill, dtype=value.dtype)), (fragment, name)

@@ -32,6 +32,14 @@ TOKENS = [
     "residual<", "inception<", "|", ">", "[", "]", "*", "2", "3", "(", ")", "=", ",", "c", "s",
     "block b(c, s=1) =", "b(8)", "b(16, s=2)", "b", "after conv =", "defaults maxpool(ceil=true)",
     "network n", "input 3x32x32", "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
+    # the mobile and modern families' ops and syntax
+    "relu6", "silu", "swish", "hardswish", "hardsigmoid", "mish", "elu(0.5)", "prelu", "prelu(per_channel=true)",
+    "mul(@x)", "layerscale", "layernorm", "ln(eps=1e-6)", "groupnorm(4)", "gn(2)", "shuffle(2)", "shuffle(3)",
+    "droppath(0.2)", "stochasticdepth(p=0.5, mode=batch)", "adaptiveavgpool(3)", "adaptivemaxpool(2x5)",
+    "split -> x, y", "split(2, 6) -> a, b", "split", "->", "a", "b", "@a", "@b", "fc-8(pointwise=true)",
+    "se<squeeze=4, act=silu, gate=hardsigmoid, form=conv>", "se<2, form=conv>", "se<r=4>", "se<",
+    "conv-8(kernel=3)", "conv-c(kernel=k, groups=in_channels)", "block m(k, t=2) =", "m(3)", "m(k=5, t=1)",
+    "conv1-(divisible(c * 1.1, 8))", "* (ceil(2 * 1.2))", "max(", "min(", "ceil(", "divisible(", "in_channels", "1.1",
 ]
 
 ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzCFINX0123456789-/()[]<>|@*=,.#\"% \n\t_+-"))

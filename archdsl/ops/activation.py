@@ -1,4 +1,5 @@
-"""Activations: `relu`, `sigmoid`, `tanh`, `gelu`, `leakyrelu(0.1)`, `softmax` (the table's `soft-max`).
+"""Activations: `relu`, `relu6`, `sigmoid`, `tanh`, `gelu`, `silu` (`swish`), `hardswish`, `hardsigmoid`,
+`elu(1.0)`, `leakyrelu(0.1)`, `prelu`, and `softmax` (the table's `soft-max`).
 
 An element-wise activation says what it computes as a `formula` (see `archdsl.formula`)
 and, where PyTorch has a module for it, that module's name. The backends build every
@@ -12,18 +13,25 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..shapes import Shape
-from .base import Call, Kind, Op, Option, Trait, number, register
+from .base import Call, Kind, Op, Option, Role, Trait, Weight, flag, number, register
 
 
 @dataclass(frozen=True)
 class Activation(Op):
     """An element-wise activation. Its dataclass fields are its options, named as PyTorch's
-    module names its arguments (`negative_slope`), so that both can be read off them."""
+    module names its arguments (`alpha`), so that both can be read off them."""
 
     kind = Kind.ACTIVATION
     traits = frozenset({Trait.ELEMENTWISE, Trait.KEEPS_CHANNELS})
     formula: ClassVar[str] = ""  # in x and the op's fields: "x * sigmoid(x)"
     torch_module: ClassVar[str | None] = None  # the torch.nn class computing it, if there is one
+
+    @classmethod
+    def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Activation":
+        """Options named as the fields, each a finite number (`elu(alpha=0.5)`, `elu(0.5)`)."""
+        values = call.take_options(cls.options)
+        call.finish()
+        return cls(**{name: number(value, name, cls.family, span=call.span) for name, value in values.items()})
 
 
 @register
@@ -34,6 +42,16 @@ class ReLU(Activation):
     doc = "max(0, x)"
     formula = "where(x > 0, x, 0)"
     torch_module = "ReLU"
+
+
+@register
+@dataclass(frozen=True)
+class ReLU6(Activation):
+    family = "relu6"
+    example = "relu6"
+    doc = "min(max(0, x), 6) (MobileNetV2)"
+    formula = "clip(x, 0, 6)"
+    torch_module = "ReLU6"
 
 
 @register
@@ -68,6 +86,59 @@ class GELU(Activation):
 
 @register
 @dataclass(frozen=True)
+class SiLU(Activation):
+    family = "silu"
+    aliases = ("swish",)
+    example = "silu"
+    doc = "x·sigmoid(x) (EfficientNet's swish)"
+    formula = "x * sigmoid(x)"
+    torch_module = "SiLU"
+
+
+@register
+@dataclass(frozen=True)
+class Hardswish(Activation):
+    family = "hardswish"
+    example = "hardswish"
+    doc = "x·relu6(x + 3)/6 (MobileNetV3)"
+    formula = "x * clip(x + 3, 0, 6) / 6"
+    torch_module = "Hardswish"
+
+
+@register
+@dataclass(frozen=True)
+class Hardsigmoid(Activation):
+    family = "hardsigmoid"
+    example = "hardsigmoid"
+    doc = "relu6(x + 3)/6 (MobileNetV3's squeeze-and-excitation gate)"
+    formula = "clip(x + 3, 0, 6) / 6"
+    torch_module = "Hardsigmoid"
+
+
+@register
+@dataclass(frozen=True)
+class Mish(Activation):
+    family = "mish"
+    example = "mish"
+    doc = "x·tanh(softplus(x)) (Misra, 2019)"
+    formula = "x * tanh(softplus(x))"
+    torch_module = "Mish"
+
+
+@register
+@dataclass(frozen=True)
+class ELU(Activation):
+    family = "elu"
+    example = "elu(0.5)"
+    doc = "x for x > 0, α·(eˣ − 1) below"
+    formula = "where(x > 0, x, alpha * (exp(x) - 1))"
+    torch_module = "ELU"
+    options = (Option("alpha", 1.0, "the value approached for large negative inputs, −α", position=0),)
+    alpha: float = 1.0
+
+
+@register
+@dataclass(frozen=True)
 class LeakyReLU(Activation):
     family = "leakyrelu"
     example = "leakyrelu(0.1)"
@@ -95,3 +166,37 @@ class Softmax(Op):
     doc = "over the channels (class scores)"
     kind = Kind.ACTIVATION
     traits = frozenset({Trait.KEEPS_CHANNELS})
+
+
+@register
+@dataclass(frozen=True)
+class PReLU(Op):
+    """x for x > 0, a·x below, with the slope a learned (He et al., 2015): one slope shared by
+    every channel (PyTorch's default) or one per channel (the paper's). Not an `Activation`:
+    its slope is a weight, not a constant of a formula."""
+
+    family = "prelu"
+    example = "prelu(per_channel=true)"
+    doc = "leaky ReLU with a learned slope"
+    options = (
+        Option("per_channel", False, "one slope per channel instead of one shared slope"),
+        Option("init", 0.25, "the slopes' starting value"),
+    )
+    kind = Kind.ACTIVATION
+    traits = frozenset({Trait.ELEMENTWISE, Trait.KEEPS_CHANNELS})
+    per_channel: bool = False
+    init: float = 0.25
+
+    @classmethod
+    def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "PReLU":
+        values = call.take_options(cls.options)
+        call.finish()
+        per_channel = bool(flag(values["per_channel"], "per_channel", "prelu", call.span))
+        return cls(per_channel, number(values["init"], "init", "prelu", span=call.span))
+
+    def slopes(self, inputs: tuple[Shape, ...]) -> int:
+        return inputs[0][0] if self.per_channel else 1
+
+    def weights(self, inputs: tuple[Shape, ...]) -> dict[str, Weight]:
+        # nn.PReLU(num_parameters, init): `weight` of shape (num_parameters,), filled with init
+        return {"weight": Weight((self.slopes(inputs),), Role.CONSTANT, fill=self.init)}

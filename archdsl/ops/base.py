@@ -27,7 +27,7 @@ from ..errors import ShapeError, Span, SpecArgumentError, SpecNameError, did_you
 from ..shapes import MAX_SIZE, Shape, fmt_shape
 
 REGISTRY: dict[str, type["Op"]] = {}
-HIDDEN: list[type["Op"]] = []  # ops archdsl builds itself and a spec cannot write (input, SE's scaling)
+HIDDEN: list[type["Op"]] = []  # ops archdsl builds itself and a spec cannot write (input, split's parts)
 
 
 def register(cls: type["Op"]) -> type["Op"]:
@@ -245,7 +245,10 @@ class Call:
 
 def positive_int(value: Any, what: str, span: Span | None, family: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecArgumentError(f"{family}: {what} must be a positive whole number. Received: {value!r}", span)
+        # a width multiplier's product (conv1-(40 * 1.1)) is rounded the way the papers do it, never silently
+        computed = isinstance(value, float) and value >= 1 and "number of" in what
+        hint = "; round it with divisible(…, 8), ceil(…) or floor(…)" if computed else ""
+        raise SpecArgumentError(f"{family}: {what} must be a positive whole number{hint}. Received: {value!r}", span)
     if value > MAX_SIZE:
         raise SpecArgumentError(f"{family}: {what} must be at most {MAX_SIZE:,}. Received: {value:,}", span)
     return value
@@ -341,7 +344,7 @@ class Op:
     traits: ClassVar[frozenset[Trait]] = frozenset()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
-    hidden: ClassVar[bool] = False  # built by archdsl itself (input, SE's scaling), never written in a spec
+    hidden: ClassVar[bool] = False  # built by archdsl itself (input, split's parts), never written as a token
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Op":

@@ -87,7 +87,7 @@ class Conv(Op):
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Conv":
-        kernel = call.take_kernel(example="conv3-64")
+        kernel = call.take_kernel(example="conv3-64 or conv-64(kernel=3)")
         rank = kernel_rank(kernel, inputs[0], "conv", call.text)
         kernel = per_dim(kernel, rank, "kernel", call.text)
         out_channels = call.take_dimension("a number of filters", "conv3-64")

@@ -1,5 +1,6 @@
 """Pooling: `maxpool` (2×2, stride 2), `maxpool3/2`, `avgpool5/3`, with `pad` and `ceil`
-(Caffe's rounding, which GoogLeNet's table assumes), and `gap` (global average pooling)."""
+(Caffe's rounding, which GoogLeNet's table assumes), `gap` (global average pooling), and
+`adaptiveavgpool(7)`, `adaptivemaxpool(7)`: pooling to a given output size."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +8,10 @@ from typing import ClassVar
 
 from ..errors import SpecArgumentError
 from ..shapes import Shape, window_output_size
-from .base import Call, Kind, Op, Option, Trait, Window, flag, kernel_rank, per_dim, register, spatial_rank
+from .base import (
+    Call, Kind, Op, Option, Trait, Window, compact_sizes, flag, kernel_rank, per_dim, positive_sizes, register,
+    spatial_rank,
+)
 from .conv import _spatial_out, resolve_padding
 
 POOL_OPTIONS = (
@@ -112,3 +116,58 @@ class GlobalAvgPool(Op):
 
     def window(self, inputs: tuple[Shape, ...]) -> Window:
         return Window.covering(inputs[0][1:])
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling windows along one axis: output i reads [⌊i·n/o⌋, ⌈(i+1)·n/o⌉)."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+@dataclass(frozen=True)
+class _AdaptivePool(Op):
+    """Pooling to a given output size, whatever the input's: each output reads the window
+    `adaptive_windows` gives it (nn.AdaptiveAvgPool2d(n), nn.AdaptiveMaxPool2d(n))."""
+
+    kind = Kind.POOLING
+    traits = frozenset({Trait.KEEPS_CHANNELS})
+    options = (Option("size", 1, "the output size per spatial dimension, or sizes like 7x7", position=0),)
+    output_size: tuple[int, ...] = (1, 1)
+
+    @classmethod
+    def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "_AdaptivePool":
+        rank = spatial_rank(inputs[0], cls.family)
+        size = positive_sizes(call.take_options(cls.options)["size"], "size", call.span, cls.family)
+        call.finish()
+        return cls(per_dim(size, rank, "size", cls.family))
+
+    def output_shape(self, inputs: tuple[Shape, ...]) -> Shape:
+        return (inputs[0][0], *self.output_size)
+
+    def window(self, inputs: tuple[Shape, ...]) -> Window:
+        # The windows differ in size and spacing where the output size does not divide the input's;
+        # the receptive field takes the largest window and the smallest spacing (exact where it
+        # divides). `ceil`: every input position is read, so the fit check has nothing to say.
+        spatial = inputs[0][1:]
+        windows = [adaptive_windows(n, o) for n, o in zip(spatial, self.output_size)]
+        kernel = tuple(max(b - a for a, b in w) for w in windows)
+        stride = tuple(max(1, min((w[i + 1][0] - w[i][0] for i in range(len(w) - 1)), default=1)) for w in windows)
+        return Window(kernel, stride, (0,) * len(spatial), ceil=True)
+
+    def describe(self) -> str:
+        return f"{self.family}({compact_sizes(self.output_size)})"
+
+
+@register
+@dataclass(frozen=True)
+class AdaptiveAvgPool(_AdaptivePool):
+    family = "adaptiveavgpool"
+    example = "adaptiveavgpool(3)"
+    doc = "average pooling to a given output size"
+
+
+@register
+@dataclass(frozen=True)
+class AdaptiveMaxPool(_AdaptivePool):
+    family = "adaptivemaxpool"
+    example = "adaptivemaxpool(2x4)"
+    doc = "max pooling to a given output size"

@@ -30,6 +30,8 @@ def generate_source(net, *, init: str = "auto", plan: Plan | None = None) -> str
         "import torch",
         "from torch import nn",
     ]
+    for local in plan.local_modules:  # the modules torch.nn lacks, defined here (see local_modules)
+        lines += ["", ""] + local.source.rstrip("\n").splitlines()
     for cls in plan.classes:
         lines += ["", ""] + _block_class(net, cls)
     lines += [

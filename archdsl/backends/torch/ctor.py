@@ -2,8 +2,11 @@
 
 The emitters return this instead of a module so that one description serves both
 the standalone source file (`source()`) and `to_torch()`, which executes that source.
-A generated block class is constructed the same way (`Bottleneck(256, c=128, s=2)`,
-namespace ""), and a stage is an `nn.Sequential` whose arguments are such calls.
+A layer torch.nn has no module for names a `LocalModule`: a small class that the
+generated file defines itself, as torchvision's model files define LayerNorm2d, so
+that the file still needs nothing but torch. A generated block class is constructed
+the same way (`Bottleneck(256, c=128, s=2)`, namespace ""), and a stage is an
+`nn.Sequential` whose arguments are such calls.
 """
 from __future__ import annotations
 
@@ -31,12 +34,26 @@ def _literal(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class LocalModule:
+    """An nn.Module class written into the generated file (see `local_modules`)."""
+
+    name: str
+    source: str  # the class definition, at the file's top level
+
+
+@dataclass(frozen=True)
 class Ctor:
-    cls: str  # a class in torch.nn ("Conv2d", "BatchNorm2d", …), or a generated block class
+    cls: str  # a class in torch.nn ("Conv2d", "BatchNorm2d", …), the name of `local`, or a generated block class
     args: tuple[Any, ...] = ()
     kwargs: tuple[tuple[str, Any], ...] = ()  # every keyword argument, in order
     defaults: tuple[tuple[str, Any], ...] = ()  # PyTorch's defaults: a keyword equal to its default is not written
-    namespace: str = "nn."
+    local: LocalModule | None = None  # defined in the generated file rather than in torch.nn
+    namespace: str = "nn."  # "" for the generated file's own classes
+
+    @property
+    def qualname(self) -> str:
+        """How the generated file names the class: `nn.Conv2d`, or `LayerScale` for a local one."""
+        return self.cls if self.local is not None else f"{self.namespace}{self.cls}"
 
     def written_kwargs(self) -> list[tuple[str, Any]]:
         defaults = dict(self.defaults)
@@ -44,7 +61,7 @@ class Ctor:
 
     def source(self) -> str:
         parts = _compressed([_literal(a) for a in self.args]) + [f"{k}={_literal(v)}" for k, v in self.written_kwargs()]
-        return f"{self.namespace}{self.cls}({', '.join(parts)})"
+        return f"{self.qualname}({', '.join(parts)})"
 
 
 def _compressed(parts: list[str]) -> list[str]:
@@ -64,6 +81,9 @@ def _compressed(parts: list[str]) -> list[str]:
     return out
 
 
-def ctor(cls: str, *args: Any, defaults: dict[str, Any] | None = None, **kwargs: Any) -> Ctor:
+def ctor(cls: str | LocalModule, *args: Any, defaults: dict[str, Any] | None = None, **kwargs: Any) -> Ctor:
     """A Ctor whose source leaves out the keyword arguments equal to `defaults`, as a person would write it."""
-    return Ctor(cls, args, tuple(kwargs.items()), tuple((defaults or {}).items()))
+    defaults_items = tuple((defaults or {}).items())
+    if isinstance(cls, LocalModule):
+        return Ctor(cls.name, args, tuple(kwargs.items()), defaults_items, cls)
+    return Ctor(cls, args, tuple(kwargs.items()), defaults_items)

@@ -93,13 +93,13 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
     """
     if scheme == "torch":
         return []
-    recipes: dict[str, dict[tuple, list[str]]] = {}  # module class → recipe → module paths
+    recipes: dict[str, dict[tuple, list[str]]] = {}  # module class (as the file names it) → recipe → module paths
     biases: dict[tuple, bool] = {}
     for layer, path, module in plan.modules:
         calls, comment, has_bias = _recipe(net, layer, scheme)
         if calls or has_bias:
             key = (calls, comment)
-            recipes.setdefault(module.cls, {}).setdefault(key, []).append(path)
+            recipes.setdefault(module.qualname, {}).setdefault(key, []).append(path)
             biases[key] = biases.get(key, False) or has_bias
     lines = ["def init_weights(self):", f'    """{_DOCS[scheme]}"""']
     by_class = [(cls, next(iter(r))) for cls, r in recipes.items() if len(r) == 1 and not next(iter(r))[1]]
@@ -107,7 +107,7 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
         lines.append("    for m in self.modules():")
         merged: dict[tuple, list[str]] = {}  # classes that start alike share one branch: (nn.Conv2d, nn.Conv1d)
         for cls, key in by_class:
-            merged.setdefault(key, []).append(f"nn.{cls}")
+            merged.setdefault(key, []).append(cls)
         for i, (key, classes) in enumerate(merged.items()):
             test = classes[0] if len(classes) == 1 else _tuple(classes)
             lines.append(f"        {'if' if i == 0 else 'elif'} isinstance(m, {test}):")

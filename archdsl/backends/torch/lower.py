@@ -19,11 +19,13 @@ from ...errors import ArchError
 from ...ir import Layer
 from ...formula import evaluate as evaluate_formula, parse as parse_formula
 from ...ops import (
-    FC, LRN, Activation, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Dropout, Flatten, GlobalAvgPool,
-    MaxPool, Op, ReLU, Scale, Softmax, Upsample,
+    FC, LRN, Activation, AdaptiveAvgPool, AdaptiveMaxPool, Add, AvgPool, BatchNorm, ChannelSlice, Concat, Conv,
+    Deconv, DropPath, Dropout, Flatten, GlobalAvgPool, GroupNorm, LayerNorm, LayerScale, MaxPool, Mul, Op, PReLU,
+    ReLU, Shuffle, Softmax, Upsample,
 )
 from ...shapes import Shape
 from .ctor import Ctor, ctor
+from .local_modules import CHANNEL_LAYER_NORM, LAYER_SCALE, STOCHASTIC_DEPTH
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,9 @@ def emit_global_avgpool(op: GlobalAvgPool, ctx: EmitContext) -> Emitted:
 
 def emit_fc(op: FC, ctx: EmitContext) -> Emitted:
     (x,) = ctx.inputs
-    in_features = 1
-    for d in x:
-        in_features *= d
-    module = ctor("Linear", in_features, op.out_features, bias=op.bias, defaults={"bias": True})
+    module = ctor("Linear", op.in_features(ctx.inputs), op.out_features, bias=op.bias, defaults={"bias": True})
+    if op.pointwise:  # at each position, over the channels: channels last and back, as ConvNeXt's CNBlock
+        return Emitted(module, "{m}({0}.movedim(1, -1)).movedim(-1, 1)")
     # The papers' tables go straight from a C×H×W map to an fc layer: flatten it first.
     return Emitted(module, "{m}(torch.flatten({0}, 1))" if len(x) > 1 else CALL)
 
@@ -112,6 +113,23 @@ def emit_batchnorm(op: BatchNorm, ctx: EmitContext) -> Emitted:
     (x,) = ctx.inputs
     name = "BatchNorm1d" if len(x) <= 2 else _nd("BatchNorm", x)
     return Emitted(ctor(name, x[0], eps=op.eps, momentum=op.momentum, defaults={"eps": 1e-5, "momentum": 0.1}), CALL)
+
+
+def emit_layernorm(op: LayerNorm, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    # On a vector nn.LayerNorm normalises the features; on a map, the channels at each position.
+    module = "LayerNorm" if len(x) == 1 else CHANNEL_LAYER_NORM
+    return Emitted(ctor(module, x[0], eps=op.eps, defaults={"eps": 1e-5}), CALL)
+
+
+def emit_groupnorm(op: GroupNorm, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    return Emitted(ctor("GroupNorm", op.groups, x[0], eps=op.eps, defaults={"eps": 1e-5}), CALL)
+
+
+def emit_layerscale(op: LayerScale, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    return Emitted(ctor(LAYER_SCALE, x[0], init=op.init, dims=len(x) - 1, defaults={"init": 1e-6, "dims": 2}), CALL)
 
 
 def emit_lrn(op: LRN, ctx: EmitContext) -> Emitted:
@@ -156,8 +174,23 @@ def emit_activation(op: Activation, ctx: EmitContext) -> Emitted:
     return Emitted(None, evaluate_formula(parse_formula(op.formula), "{0}", fields, TORCH_SOURCE))
 
 
+def emit_prelu(op: PReLU, ctx: EmitContext) -> Emitted:
+    module = ctor("PReLU", num_parameters=op.slopes(ctx.inputs), init=op.init, defaults={"num_parameters": 1, "init": 0.25})
+    return Emitted(module, CALL)
+
+
 def emit_dropout(op: Dropout, ctx: EmitContext) -> Emitted:
     return Emitted(ctor("Dropout", p=op.p, defaults={"p": 0.5}), CALL)
+
+
+def emit_droppath(op: DropPath, ctx: EmitContext) -> Emitted:
+    return Emitted(ctor(STOCHASTIC_DEPTH, op.p, mode=op.mode, defaults={"mode": "row"}), CALL)
+
+
+def emit_adaptive_pool(op: AdaptiveAvgPool | AdaptiveMaxPool, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    name = "AdaptiveAvgPool" if isinstance(op, AdaptiveAvgPool) else "AdaptiveMaxPool"
+    return Emitted(ctor(_nd(name, x), op.output_size), CALL)
 
 
 def emit_upsample(op: Upsample, ctx: EmitContext) -> Emitted:
@@ -172,11 +205,28 @@ def emit_concat(op: Concat, ctx: EmitContext) -> Emitted:
     return Emitted(None, "torch.cat([" + ", ".join(f"{{{i}}}" for i in range(len(ctx.inputs))) + "], 1)")
 
 
-def emit_scale(op: Scale, ctx: EmitContext) -> Emitted:
-    x, s = ctx.inputs
-    # s holds one weight per channel (N×C from SE's fc); broadcast it over the map.
-    spatial = ", None" * (len(x) - 1)
-    return Emitted(None, f"{{0}} * {{1}}[:, :{spatial}]")
+def emit_mul(op: Mul, ctx: EmitContext) -> Emitted:
+    # Channels first: a gate of lower rank (N×C from an fc) is viewed as N×C×1×1 to scale a map.
+    # Written without the sizes (`s[:, :, None, None]`), so that a block class serves every width.
+    rank = max(len(s) for s in ctx.inputs)
+    factors = []
+    for i, shape in enumerate(ctx.inputs):
+        index = ", ".join([":"] * (len(shape) + 1) + ["None"] * (rank - len(shape)))
+        factors.append(f"{{{i}}}" if len(shape) == rank else f"{{{i}}}[{index}]")
+    return Emitted(None, " * ".join(factors))
+
+
+def emit_shuffle(op: Shuffle, ctx: EmitContext) -> Emitted:
+    # torchvision's channel_shuffle: view the channels as groups × C/groups, transpose, flatten back.
+    (x,) = ctx.inputs
+    return Emitted(None, f"{{0}}.unflatten(1, ({op.groups}, {x[0] // op.groups})).transpose(1, 2).flatten(1, 2)")
+
+
+def emit_channel_slice(op: ChannelSlice, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    start = "" if op.start == 0 else str(op.start)
+    stop = "" if op.stop == x[0] else str(op.stop)
+    return Emitted(None, f"{{0}}[:, {start}:{stop}]")
 
 
 LOWERING: dict[type[Op], Emitter] = {
@@ -188,15 +238,24 @@ LOWERING: dict[type[Op], Emitter] = {
     FC: emit_fc,
     Flatten: emit_flatten,
     BatchNorm: emit_batchnorm,
+    LayerNorm: emit_layernorm,
+    GroupNorm: emit_groupnorm,
+    LayerScale: emit_layerscale,
     LRN: emit_lrn,
     Activation: emit_activation,
     ReLU: emit_relu,
+    PReLU: emit_prelu,
     Softmax: lambda op, ctx: Emitted(Ctor("Softmax", (), (("dim", 1),)), CALL),
     Dropout: emit_dropout,
+    DropPath: emit_droppath,
+    AdaptiveAvgPool: emit_adaptive_pool,
+    AdaptiveMaxPool: emit_adaptive_pool,
     Upsample: emit_upsample,
     Add: emit_add,
     Concat: emit_concat,
-    Scale: emit_scale,
+    Mul: emit_mul,
+    Shuffle: emit_shuffle,
+    ChannelSlice: emit_channel_slice,
 }
 
 def find_emitter(op_class: type[Op]) -> Emitter | None:

@@ -28,37 +28,38 @@ def to_torch(net, *, init: str = "auto"):
     return load_class(source, plan.class_name)()
 
 
-@functools.lru_cache(maxsize=64)
 def load_class(source: str, class_name: str):
-    """Execute generated source as a module and return its class (one class per source).
+    """Execute generated source as a module and return its class `class_name`.
 
     The source is registered with linecache so that tracebacks and `inspect` show
-    the generated lines, as they would for the file on disk. The class pickles by
-    its source, so `copy.deepcopy`, `torch.save(model)` and worker processes work
-    although no importable module defines it.
+    the generated lines, as they would for the file on disk. Its classes (the
+    network's and the small modules torch.nn lacks) pickle by their source, so
+    `copy.deepcopy`, `torch.save(model)` and worker processes work although no
+    importable module defines them.
     """
-    filename = f"<archdsl:{class_name}:{abs(hash(source)):x}>"
+    return _namespace(source, class_name)[class_name]
+
+
+@functools.lru_cache(maxsize=64)
+def _namespace(source: str, main_class: str) -> dict:
+    filename = f"<archdsl:{main_class}:{abs(hash(source)):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace = {"__name__": f"archdsl.generated.{class_name}", "__file__": filename}
+    module_name = f"archdsl.generated.{main_class}"
+    namespace = {"__name__": module_name, "__file__": filename}
     exec(compile(source, filename, "exec"), namespace)
-    for value in list(namespace.values()):  # the network's class and its block classes
-        if isinstance(value, type) and value.__module__ == namespace["__name__"]:
+    for value in list(namespace.values()):
+        if isinstance(value, type) and value.__module__ == module_name:
             value.archdsl_source = source
-            value.archdsl_root = class_name
+            value.archdsl_main_class = main_class
             value.__reduce_ex__ = _reduce_ex
-    return namespace[class_name]
+    return namespace
 
 
 def _reduce_ex(self, protocol):
     cls = type(self)
-    return _rebuild, (cls.archdsl_source, cls.archdsl_root, cls.__name__), self.__dict__
+    return _rebuild, (cls.archdsl_source, cls.__name__, cls.archdsl_main_class), self.__dict__
 
 
-def _rebuild(source: str, root: str, class_name: str):
-    cls = _class_in(load_class(source, root), class_name)
+def _rebuild(source: str, class_name: str, main_class: str | None = None):
+    cls = _namespace(source, main_class or class_name)[class_name]
     return cls.__new__(cls)
-
-
-def _class_in(root_cls, class_name: str):
-    """A class defined by the same generated source as `root_cls`."""
-    return root_cls if root_cls.__name__ == class_name else root_cls.__init__.__globals__[class_name]

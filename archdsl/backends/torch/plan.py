@@ -12,7 +12,7 @@ Naming the tensors so that the code reads like the paper:
 
   * the main chain is `x`; a residual body is `out`, its shortcut `shortcut`;
     inception branches are `b1`, `b2`, …; squeeze-and-excitation's weights are `s`.
-    A block's closing merge (add, concat, scale) goes back to the enclosing name.
+    A block's closing merge (add, concat, se's mul) goes back to the enclosing name.
   * a statement overwrites a variable only when the value it held is dead; a value
     that must outlive the next write of its preferred name is stored under its
     tensor name from the spec (`-> e1`), else under its layer name.
@@ -30,7 +30,7 @@ from ...ir import BlockInstance, BlockKind, Layer
 from ...naming import Role, flat_module_name
 from ...ops import Input, Trait
 from ...shapes import Shape, fmt_shape
-from .ctor import Ctor, Expr
+from .ctor import Ctor, Expr, LocalModule
 from .lower import CALL, emit
 
 # Names a generated variable or submodule must not take: the generated module's own
@@ -114,6 +114,11 @@ class Plan:
     def modules(self) -> list[tuple[Layer, str, Ctor]]:
         return list(self.layer_modules)
 
+    @property
+    def local_modules(self) -> list[LocalModule]:
+        """The classes the generated file defines itself, in the order of first use."""
+        return list(dict.fromkeys(m.local for _, _, m in self.modules if m.local is not None))
+
 
 def class_name(network: str) -> str:
     """`resnet18` → `Resnet18`, `vgg_16` → `Vgg16`, `ResNet-50` → `ResNet50`."""
@@ -142,7 +147,7 @@ _BODY_VARIABLES = {BlockKind.RESIDUAL: "out", BlockKind.SE: "s", BlockKind.SHORT
 
 
 def _past_merge(layer: Layer, block: BlockInstance, index: dict[str, int]) -> bool:
-    """Whether `layer` is a composite's closing merge (add, concat, scale) or comes after it
+    """Whether `layer` is a composite's closing merge (add, concat, mul) or comes after it
     in the same scope: its output belongs to the enclosing chain, not to the composite's body."""
     return block.merge is not None and block.merge in index and index[layer.name] >= index[block.merge]
 
@@ -411,8 +416,8 @@ def _slots(value, out: list) -> object:
     """The value with each whole number (or size of equal whole numbers) replaced by a slot
     marker; the numbers appended to `out`."""
     if isinstance(value, Ctor):
-        return Ctor(value.cls, tuple(_slots(a, out) for a in value.args),
-                    tuple((k, _slots(v, out)) for k, v in value.kwargs), value.defaults, value.namespace)
+        return replace(value, args=tuple(_slots(a, out) for a in value.args),
+                       kwargs=tuple((k, _slots(v, out)) for k, v in value.kwargs))
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -428,8 +433,8 @@ def _slots(value, out: list) -> object:
 def _fill(value, exprs: list) -> object:
     """`_slots` undone: each slot marker takes the next of `exprs`."""
     if isinstance(value, Ctor):
-        return Ctor(value.cls, tuple(_fill(a, exprs) for a in value.args),
-                    tuple((k, _fill(v, exprs)) for k, v in value.kwargs), value.defaults, value.namespace)
+        return replace(value, args=tuple(_fill(a, exprs) for a in value.args),
+                       kwargs=tuple((k, _fill(v, exprs)) for k, v in value.kwargs))
     if isinstance(value, Expr) and value.text == "#":
         return exprs.pop(0)
     if isinstance(value, tuple) and value and all(isinstance(v, Expr) and v.text == "#" for v in value):
@@ -633,9 +638,15 @@ def _symbolic_shape(net, params: _Parameters, shapes: list[Shape], entries: list
 def build_plan(net) -> Plan:
     layout = net.module_layout
     blocks = net.blocks
+    from . import local_modules
+
     ctors: dict[str, Ctor] = {}
     classes: list[BlockClass] = []
-    taken = {class_name(net.name)}
+    local_names = {v.name for v in vars(local_modules).values() if isinstance(v, LocalModule)}
+    name = class_name(net.name)
+    if name in local_names:
+        name += "Net"  # a network called layer_scale must not shadow the LayerScale class it uses
+    taken = {name} | local_names
     # blocks before the blocks that call them
     calls = nx.DiGraph()
     for instance, block in blocks.items():
@@ -666,7 +677,7 @@ def build_plan(net) -> Plan:
     _check_unique_paths(net)
     layer_modules = tuple(_all_layer_modules(net, root, forwards))
     return Plan(
-        class_name=class_name(net.name),
+        class_name=name,
         network=net.name,
         input_var=root.input_var,
         input_shape=net.input_shape,

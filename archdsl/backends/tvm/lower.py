@@ -22,6 +22,7 @@ import numpy as np
 from ... import ops
 from ...errors import ArchError
 from ...formula import evaluate as evaluate_formula, parse as parse_formula
+from ...ops.pool import adaptive_windows
 from ._tvm import import_tvm
 from .weights import FoldPlan, bn_scale_shift, fold_batchnorms, random_weights, read_state_dict
 
@@ -131,9 +132,17 @@ def _flat(ctx, x):
 
 def emit_fc(ctx, layer, x):
     # linear(x, W) computes x @ W.T; with bound weights FoldConstant does the transpose once.
-    y = ctx.emit(ctx.relax.op.linear(_flat(ctx, x), ctx.weight(layer, "weight")))
+    op = ctx.relax.op
+    rank = len(_shape(x))
+    if layer.op.pointwise:  # over the channels at each position: channels last, then back
+        x = ctx.emit(op.permute_dims(x, [0, *range(2, rank), 1]))
+    else:
+        x = _flat(ctx, x)
+    y = ctx.emit(op.linear(x, ctx.weight(layer, "weight")))
     if ctx.has_weight(layer, "bias"):
-        y = ctx.relax.op.add(y, ctx.weight(layer, "bias"))
+        y = ctx.emit(op.add(y, ctx.weight(layer, "bias")))
+    if layer.op.pointwise:
+        y = op.permute_dims(y, [0, rank - 1, *range(1, rank - 1)])
     return y
 
 
@@ -244,11 +253,75 @@ def emit_concat(ctx, layer, *xs):
     return ctx.relax.op.concat(list(xs), axis=1)
 
 
-def emit_scale(ctx, layer, x, s):
-    # s is (N, C) (or (N, C, 1, ...) after a pool); broadcast it over x's spatial dims.
-    n, c = _shape(x)[:2]
-    s = ctx.relax.op.reshape(s, (n, c) + (1,) * (len(_shape(x)) - 2))
-    return ctx.relax.op.multiply(x, s)
+def emit_mul(ctx, layer, *xs):
+    # Channels first, as the IR broadcasts: a gate of lower rank (N, C) becomes (N, C, 1, ...).
+    rank = max(len(_shape(x)) for x in xs)
+    product = None
+    for x in xs:
+        shape = _shape(x)
+        if len(shape) < rank:
+            x = ctx.emit(ctx.relax.op.reshape(x, shape + (1,) * (rank - len(shape))))
+        product = x if product is None else ctx.emit(ctx.relax.op.multiply(product, x))
+    return product
+
+
+def emit_layerscale(ctx, layer, x):
+    gamma = ctx.weight(layer, "layer_scale")  # (C, 1, …): broadcasts over N and space as it is
+    return ctx.relax.op.multiply(x, gamma)
+
+
+def emit_prelu(ctx, layer, x):
+    op = ctx.relax.op
+    slope = _channel_vector(ctx, ctx.weight(layer, "weight"), len(_shape(x)))  # one slope, or one per channel
+    return op.where(op.greater(x, ctx.relax.const(0.0, "float32")), x, ctx.emit(op.multiply(x, slope)))
+
+
+def emit_layernorm(ctx, layer, x):
+    # Over the channels (axis 1) at each position, or over a vector's features.
+    return ctx.relax.op.nn.layer_norm(x, ctx.weight(layer, "weight"), ctx.weight(layer, "bias"), axes=[1],
+                                      epsilon=layer.op.eps)
+
+
+def emit_groupnorm(ctx, layer, x):
+    ndim = len(_shape(x))
+    return ctx.relax.op.nn.group_norm(x, ctx.weight(layer, "weight"), ctx.weight(layer, "bias"),
+                                      num_groups=layer.op.groups, channel_axis=1, axes=list(range(2, ndim)),
+                                      epsilon=layer.op.eps)
+
+
+def emit_shuffle(ctx, layer, x):
+    op, shape, groups = ctx.relax.op, _shape(x), layer.op.groups
+    n, c, rest = shape[0], shape[1], shape[2:]
+    grouped = ctx.emit(op.reshape(x, (n, groups, c // groups, *rest)))
+    swapped = ctx.emit(op.permute_dims(grouped, [0, 2, 1, *range(3, len(shape) + 1)]))
+    return op.reshape(swapped, shape)
+
+
+def emit_channel_slice(ctx, layer, x):
+    return ctx.relax.op.strided_slice(x, axes=[1], begin=[layer.op.start], end=[layer.op.stop])
+
+
+def emit_adaptive_pool(ctx, layer, x):
+    """Where the output size divides the input's, the windows are a plain pool's; elsewhere they
+    differ in size, and since a product of per-axis windows can be reduced one axis at a time,
+    each axis is cut into its windows (`adaptive_windows`), reduced, and put back together."""
+    op, nn = ctx.relax.op, ctx.relax.op.nn
+    shape = _shape(x)
+    spatial, out = shape[2:], layer.op.output_size
+    is_max = isinstance(layer.op, ops.AdaptiveMaxPool)
+    if all(n % o == 0 for n, o in zip(spatial, out)):
+        window = tuple(n // o for n, o in zip(spatial, out))
+        pools = ({1: nn.max_pool1d, 2: nn.max_pool2d, 3: nn.max_pool3d} if is_max
+                 else {1: nn.avg_pool1d, 2: nn.avg_pool2d, 3: nn.avg_pool3d})
+        return pools[len(spatial)](x, pool_size=window, strides=window)
+    reduce = op.max if is_max else op.mean
+    for axis, (size, count) in enumerate(zip(spatial, out), start=2):
+        if size == count:
+            continue
+        parts = [ctx.emit(reduce(ctx.emit(op.strided_slice(x, axes=[axis], begin=[a], end=[b])), axis=[axis], keepdims=True))
+                 for a, b in adaptive_windows(size, count)]
+        x = ctx.emit(op.concat(parts, axis=axis))
+    return x
 
 
 Emitter = Callable[..., object]
@@ -263,15 +336,24 @@ EMITTERS: dict[type[ops.Op], Emitter] = {
     ops.FC: emit_fc,
     ops.Flatten: emit_flatten,
     ops.Dropout: emit_identity,  # inference
+    ops.DropPath: emit_identity,  # inference
     ops.BatchNorm: emit_batchnorm,
+    ops.LayerNorm: emit_layernorm,
+    ops.GroupNorm: emit_groupnorm,
+    ops.LayerScale: emit_layerscale,
     ops.LRN: emit_lrn,
     ops.Activation: emit_activation,
     ops.ReLU: emit_relu,
+    ops.PReLU: emit_prelu,
     ops.Softmax: emit_softmax,
+    ops.AdaptiveAvgPool: emit_adaptive_pool,
+    ops.AdaptiveMaxPool: emit_adaptive_pool,
     ops.Upsample: emit_upsample,
     ops.Add: emit_add,
     ops.Concat: emit_concat,
-    ops.Scale: emit_scale,
+    ops.Mul: emit_mul,
+    ops.Shuffle: emit_shuffle,
+    ops.ChannelSlice: emit_channel_slice,
 }
 
 

@@ -313,7 +313,7 @@ class SqueezeExcitation(torch.nn.Module):
 def test_se_conv_form_is_torchvisions_squeeze_excitation():
     net, model = model_of("input 24x6x6\nse<squeeze=8, act=silu, gate=hardsigmoid, form=conv>")
     reference = SqueezeExcitation(24, 8, torch.nn.SiLU, torch.nn.Hardsigmoid)
-    ours = {k.removeprefix("se1_"): v for k, v in model.state_dict().items()}
+    ours = {k.removeprefix("se1."): v for k, v in model.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     reference.load_state_dict(ours)
     x = torch.randn(2, 24, 6, 6)

@@ -21,7 +21,7 @@ import networkx as nx
 from networkx.algorithms import isomorphism
 
 from ..errors import ArchError
-from ..ops import Add
+from ..ops import Add, Role
 
 
 @dataclass
@@ -42,8 +42,11 @@ def import_onnx(source, *, partial: bool = False, name: str | None = None) -> Im
     builder = convert.Builder(onnx_model)
     stopped = None
     for node in onnx_model.nodes:
+        if id(node) in builder.done:
+            continue
         try:
-            convert.convert_node(node, builder)
+            if not convert.as_activation(node, builder):
+                convert.convert_node(node, builder)
         except convert.UnsupportedOp as err:
             if not partial:
                 raise
@@ -54,8 +57,9 @@ def import_onnx(source, *, partial: bool = False, name: str | None = None) -> Im
     needed = set().union(*(nx.ancestors(graph, n) | {n} for n in outputs.values()))
     graph.remove_nodes_from([n for n in list(graph) if n not in needed])
     if len(graph) < 2:
-        raise ArchError("nothing to import: the graph has no layer archdsl can express before its first unsupported op"
-                        + (f" ({stopped.message})" if stopped else ""))
+        if stopped:
+            raise ArchError(f"nothing to import before the first node archdsl cannot express ({stopped.message})")
+        raise ArchError("nothing to import: the graph's output is its input (it has no layer archdsl counts)")
     found = structure.composites(graph, builder.input, set(outputs.values()))
     items = structure.sequence(graph, builder.input, outputs, found)
     blocks_items = structure.blocks(graph, items)
@@ -152,8 +156,11 @@ def _weights(graph: nx.DiGraph, network) -> dict:
         for tensor, weight in layer.op.weights(shapes).items():
             key = f"{network.module_path(ours_name)}.{tensor}"
             value = weights.get(tensor)
-            if value is None:
-                value = np.zeros(weight.shape, dtype=np.int64 if weight.dtype == "int64" else np.float32)
+            if value is None and weight.role is Role.STEP_COUNT:
+                value = np.zeros(weight.shape, dtype=np.int64)
+            elif value is None:
+                raise ArchError(f"the importer found no tensor '{tensor}' for layer '{ours_name}' ({layer.op.describe()});"
+                                " this is a bug in archdsl's importer")
             value = np.require(value, np.int64 if weight.dtype == "int64" else np.float32, ["C", "W"])
             state[key] = value if value.shape == tuple(weight.shape) else value.reshape(weight.shape)
     return state

@@ -18,8 +18,8 @@ import networkx as nx
 
 from ..errors import ArchError
 from ..ops import (
-    FC, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Flatten, GlobalAvgPool, Input, LeakyReLU, MaxPool, Op,
-    REGISTRY, ReLU, Scale, Sigmoid, Softmax, Tanh, Upsample,
+    FC, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Flatten, GlobalAvgPool, Input, LeakyReLU, MaxPool, Mul, Op,
+    REGISTRY, ReLU, Sigmoid, Softmax, Tanh, Upsample,
 )
 from ..shapes import fmt_shape
 from .model import OnnxModel, attributes, module_hint
@@ -57,6 +57,12 @@ class Builder:
         self.graph = nx.DiGraph()
         self.producer: dict[str, str] = {}  # ONNX tensor → the layer whose value it is
         self.counts: dict[str, int] = {}
+        self.done: set[int] = set()  # ONNX nodes already taken into a layer (an activation's parts)
+        # Tensors that are a layer's value seen another way: ("last",) channels last (ConvNeXt's
+        # permuted blocks), ("split", g) and ("split_t", g) a channel shuffle under way, ("groups", g)
+        # and ("gn", g, eps) a group norm under way.
+        self.views: dict[str, tuple] = {}
+        self.position = {id(n): i for i, n in enumerate(model.nodes)}
         (source,) = model.inputs
         shape = model.shape(source)
         if shape is None or len(shape) < 2:
@@ -85,7 +91,15 @@ class Builder:
         return self.model.consumers.get(tensor, [])
 
     # ---- growing the graph ----
-    def add(self, node, op: Op, inputs: list[str], weights: dict | None = None, output: str | None = None) -> Layer:
+    def add(self, node, op: Op, inputs: list[str], weights: dict | None = None, output: str | None = None,
+            view: tuple | None = None) -> Layer:
+        views = {self.views.get(t) for t in inputs}
+        if views != {None} and view is None:
+            if views == {("last",)} and _keeps_layout(op):
+                view = ("last",)
+            else:
+                raise UnsupportedOp(node, f"archdsl's {op.family} on a tensor held as {sorted(v for v in views if v)}"
+                                          " (a permuted or regrouped view of a map)")
         sources = tuple(self.producer[t] for t in inputs)
         shapes = tuple(self.graph.nodes[s]["layer"].shape for s in sources)
         try:
@@ -94,6 +108,8 @@ class Builder:
             raise UnsupportedOp(node, f"archdsl's {op.family} cannot take it: {err.message}") from None
         output = output or node.output[0]
         expected = self.model.shape(output)
+        if expected is not None and view == ("last",):
+            expected = (expected[0], expected[-1], *expected[1:-1])  # channels last: archdsl holds it channels first
         if expected is not None and tuple(expected[1:]) != tuple(shape):
             raise UnsupportedOp(node, f"archdsl's {op.describe()} computes {fmt_shape(shape)} where the ONNX graph has"
                                       f" {fmt_shape(tuple(expected[1:]))}")
@@ -101,19 +117,39 @@ class Builder:
         name = f"{op.family}{self.counts[op.family]}"
         hint, classes = module_hint(node)
         layer = Layer(name, op, sources, shape, weights or {}, node.name or node.op_type, hint, classes,
-                      self.model.nodes.index(node) if node in self.model.nodes else len(self.graph))
+                      self.position.get(id(node), len(self.graph)))
         self.graph.add_node(name, layer=layer)
         for s in sources:
             self.graph.add_edge(s, name)
         self.producer[output] = name
+        if view is not None:
+            self.views[output] = view
         return layer
 
-    def alias(self, output: str, tensor: str) -> None:
+    def alias(self, output: str, tensor: str, view: tuple | None | bool = True) -> None:
+        """`output` is `tensor`'s value; seen as `tensor` is (view True), or as `view`."""
         self.producer[output] = self.producer[tensor]
+        view = self.views.get(tensor) if view is True else view
+        if view:
+            self.views[output] = view
+        else:
+            self.views.pop(output, None)
+
+    def view(self, tensor: str) -> tuple | None:
+        return self.views.get(tensor)
 
     def replace(self, layer: Layer, op: Op, weights: dict) -> None:
         layer.op = op
         layer.weights = weights
+
+
+def _keeps_layout(op: Op) -> bool:
+    """Ops that act on each position's channels alike, so that they work channels last as they do
+    channels first: activations, layer norm, a pointwise fc, a layer scale, and adds of such tensors."""
+    from ..ops import Activation
+
+    return isinstance(op, (Activation, Add, Mul)) or op.family in ("layernorm", "layerscale", "prelu", "dropout") \
+        or isinstance(op, FC) and op.pointwise
 
 
 Converter = Callable[[object, Builder, dict], None]
@@ -411,6 +447,10 @@ def gemm(node, b: Builder, attrs: dict) -> None:
 
 
 def _fc(node, b: Builder, x: str, weight, bias) -> None:
+    if b.view(x) == ("last",):  # a linear layer on channels last: an fc at each position (ConvNeXt)
+        op = FC(int(weight.shape[0]), bias is not None, pointwise=True)
+        b.add(node, op, [x], {"weight": weight} | ({"bias": bias} if bias is not None else {}))
+        return
     source = _flattened_source(b, x)
     b.producer[x + "#flat"] = source
     op = FC(int(weight.shape[0]), bias is not None)
@@ -422,7 +462,7 @@ def matmul(node, b: Builder, attrs: dict) -> None:
     import numpy as np
 
     weight = b.const(node.input[1])
-    if weight is None or weight.ndim != 2 or len(b.shape(node.input[0])) != 2:
+    if weight is None or weight.ndim != 2 or (len(b.shape(node.input[0])) != 2 and b.view(node.input[0]) != ("last",)):
         raise UnsupportedOp(node, "a matrix product archdsl cannot write as an fc (N×n times a constant n×m)")
     _fc(node, b, node.input[0], np.ascontiguousarray(weight.T), None)
 
@@ -437,8 +477,32 @@ def flatten(node, b: Builder, attrs: dict) -> None:
 
 def _reshape(node, b: Builder, x: str) -> None:
     """A reshape that only adds or drops unit dimensions is the same tensor to archdsl (SE's weights,
-    N×C → N×C×1×1); one to N×(everything) is a flatten."""
+    N×C → N×C×1×1); one to N×(everything) is a flatten. The steps of a channel shuffle (N×C×H×W →
+    N×g×C/g×H×W, transposed, back) and of a group norm (N×C×H×W → N×g×rest, normalised, back) are
+    views until the reshape that ends them."""
     before, after = b.shape(x)[1:], b.shape(node.output[0])[1:]
+    view = b.view(x)
+    if view is not None:
+        if view[0] == "split_t" and len(after) == len(before) - 1:
+            _add_plain(node, b, _registered(node, "shuffle")(view[1]), x)
+            return
+        if view[0] == "gn" and len(after) >= 2:
+            import numpy as np
+
+            channels = after[0]
+            cls = _registered(node, "groupnorm")
+            layer = _add_plain(node, b, cls(view[1], view[2]), x,
+                               {"weight": np.ones(channels, np.float32), "bias": np.zeros(channels, np.float32)})
+            layer.weights["#affine"] = "pending"  # the Mul and Add after it are its γ and β
+            return
+        raise UnsupportedOp(node, f"a reshape {fmt_shape(before)} → {fmt_shape(after)} of a tensor held as {view}")
+    if len(before) >= 2 and len(after) == len(before) + 1 and after[2:] == before[1:] and after[0] * after[1] == before[0]:
+        b.alias(node.output[0], x, ("split", after[0]))  # the first step of a channel shuffle
+        return
+    if len(before) >= 2 and len(after) == 2 and before[0] % after[0] == 0 and after[0] > 1 \
+            and after[1] * after[0] == math.prod(before) and "groupnorm" in REGISTRY:
+        b.alias(node.output[0], x, ("groups", after[0]))  # a group norm's regrouping
+        return
     if [d for d in before if d != 1] == [d for d in after if d != 1] and (len(after) <= 1 or after[0] == before[0]):
         if len(after) == 1 and len(before) > 1:  # C×1×1 → C: a flatten, which an fc after it does itself
             b.add(node, Flatten(), [x])
@@ -449,6 +513,12 @@ def _reshape(node, b: Builder, x: str) -> None:
         b.add(node, Flatten(), [x])
         return
     raise UnsupportedOp(node, f"a reshape {fmt_shape(before)} → {fmt_shape(after)}; archdsl flattens C×H×W to C·H·W only")
+
+
+def _add_plain(node, b: Builder, op: Op, x: str, weights: dict | None = None) -> Layer:
+    """A layer reading `x`'s layer as it is (ending a view)."""
+    b.alias(x + "#plain", x, None)
+    return b.add(node, op, [x + "#plain"], weights)
 
 
 @converter("Reshape", "Squeeze", "Unsqueeze")
@@ -462,6 +532,71 @@ def identity(node, b: Builder, attrs: dict) -> None:
         b.alias(node.output[0], node.input[0])
 
 
+@converter("Transpose")
+def transpose(node, b: Builder, attrs: dict) -> None:
+    """Channels to the end and back (ConvNeXt's permutes around its layer norm and pointwise layers),
+    or the middle step of a channel shuffle."""
+    x = _one_input(node, b)
+    rank = len(b.shape(x))
+    perm = [int(p) % rank for p in attrs.get("perm", range(rank - 1, -1, -1))]
+    view = b.view(x)
+    to_last = [0, *range(2, rank), 1]
+    to_first = [0, rank - 1, *range(1, rank - 1)]
+    if view is None and perm == to_last:
+        b.alias(node.output[0], x, ("last",))
+    elif view == ("last",) and perm == to_first:
+        b.alias(node.output[0], x, None)
+    elif view is not None and view[0] == "split" and perm == [0, 2, 1, *range(3, rank)]:
+        b.alias(node.output[0], x, ("split_t", view[1]))
+    else:
+        raise UnsupportedOp(node, f"a transpose {perm}; archdsl holds maps channels first (it reads channels-last"
+                                  " layer norms and fc layers, and channel shuffles)")
+
+
+@converter("LayerNormalization")
+def layer_norm(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    rank = len(b.shape(x))
+    axis = int(attrs.get("axis", -1)) % rank
+    last = b.view(x) == ("last",)
+    if axis != rank - 1 or not (last or rank == 2):
+        raise UnsupportedOp(node, "a layer norm over other axes than the channels; archdsl's normalises the"
+                                  " channels at each position")
+    scale = b.const(node.input[1])
+    bias = b.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if scale is None:
+        raise UnsupportedOp(node, "its scale must be a constant")
+    import numpy as np
+
+    bias = np.zeros_like(scale) if bias is None else bias
+    b.add(node, _registered(node, "layernorm")(f32(attrs.get("epsilon", 1e-5))), [x], {"weight": scale, "bias": bias})
+
+
+@converter("InstanceNormalization")
+def instance_norm(node, b: Builder, attrs: dict) -> None:
+    """Group norm as PyTorch exports it: regroup, instance-normalise each group, ungroup, scale and shift."""
+    x = node.input[0]
+    view = b.view(x)
+    scale, bias = b.const(node.input[1]), b.const(node.input[2])
+    if view is None or view[0] != "groups" or scale is None or bias is None or scale.any() != 1 \
+            or not (scale == 1).all() or bias.any():
+        raise UnsupportedOp(node, "an instance norm; archdsl has group norm (which PyTorch exports as one)")
+    b.alias(node.output[0], x, ("gn", view[1], f32(attrs.get("epsilon", 1e-5))))
+
+
+@converter("PRelu")
+def prelu(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    slope = b.const(node.input[1])
+    if slope is None:
+        raise UnsupportedOp(node, "its slope must be a constant")
+    slope = slope.reshape(-1)
+    channels = b.shape(x)[1]
+    if slope.size not in (1, channels):
+        raise UnsupportedOp(node, f"{slope.size} slopes on {channels} channels; archdsl's prelu has one or one per channel")
+    b.add(node, _registered(node, "prelu")(slope.size > 1), [x], {"weight": slope})
+
+
 # ---- merges -----------------------------------------------------------------------------------------------
 
 
@@ -469,14 +604,22 @@ def identity(node, b: Builder, attrs: dict) -> None:
 def add(node, b: Builder, attrs: dict) -> None:
     inputs = _data_inputs(node, b)
     constants = [t for t in node.input if t and not b.produced(t)]
-    if len(inputs) == 1 and len(constants) == 1:  # a MatMul's bias
+    if len(inputs) == 1 and len(constants) == 1:  # a MatMul's bias, a group norm's β
+        import dataclasses
+
         import numpy as np
 
         layer = b.layer_of(inputs[0])
         bias = b.const(constants[0])
-        if isinstance(layer.op, FC) and not layer.op.bias and bias is not None and b.graph.out_degree(layer.name) == 0:
-            b.replace(layer, FC(layer.op.out_features, True),
+        fresh = b.graph.out_degree(layer.name) == 0 and bias is not None
+        if isinstance(layer.op, FC) and not layer.op.bias and fresh:
+            b.replace(layer, dataclasses.replace(layer.op, bias=True),
                       {**layer.weights, "bias": np.broadcast_to(bias, (layer.op.out_features,)).copy()})
+            b.alias(node.output[0], inputs[0])
+            return
+        if layer.weights.get("#affine") in ("pending", "scaled") and fresh and bias.size == layer.shape[0]:
+            layer.weights["bias"] = bias.reshape(-1).astype(np.float32)
+            del layer.weights["#affine"]
             b.alias(node.output[0], inputs[0])
             return
         raise UnsupportedOp(node, "adding a constant; archdsl adds tensors of the network only")
@@ -490,26 +633,48 @@ def add(node, b: Builder, attrs: dict) -> None:
 
 @converter("Mul")
 def mul(node, b: Builder, attrs: dict) -> None:
+    """x · sigmoid(x) is silu; a map times a per-channel gate is squeeze-and-excitation's last step
+    (archdsl's mul broadcasts channels first); a map times a constant per channel is a layer scale."""
     inputs = _data_inputs(node, b)
+    if len(inputs) == 1:
+        constant = b.const(next(t for t in node.input if t and not b.produced(t)))
+        _layer_scale(node, b, inputs[0], constant)
+        return
     if len(inputs) != 2:
-        raise UnsupportedOp(node, "multiplying by a constant; archdsl multiplies tensors of the network")
+        raise UnsupportedOp(node, "archdsl's mul multiplies tensors of the network")
     x, s = inputs
-    layer_s = b.layer_of(s)
-    if isinstance(layer_s.op, Sigmoid) and layer_s.inputs == (b.producer[x],) and "silu" in REGISTRY:
-        b.graph.remove_node(layer_s.name) if b.graph.out_degree(layer_s.name) == 0 and len(b.consumers(s)) == 1 else None
-        b.add(node, REGISTRY["silu"](), [x])
-        return
+    for a, c in ((x, s), (s, x)):
+        gate = b.layer_of(c)
+        if isinstance(gate.op, Sigmoid) and gate.inputs == (b.producer[a],) and len(b.consumers(c)) == 1:
+            b.graph.remove_node(gate.name)
+            b.add(node, REGISTRY["silu"](), [a])
+            return
     shape_x, shape_s = b.shape(x)[1:], b.shape(s)[1:]
-    if len(shape_s) > len(shape_x) or shape_x != shape_s and all(d == 1 for d in shape_x[1:]):
-        x, s, shape_x, shape_s = s, x, shape_s, shape_x
-    if shape_s and shape_s[0] == shape_x[0] and all(d == 1 for d in shape_s[1:]) and len(shape_x) > 1:
-        b.add(node, Scale(), [x, s])  # x · s per channel: squeeze-and-excitation
+    if len(shape_s) > len(shape_x) or (shape_x != shape_s and all(d == 1 for d in shape_x[1:])):
+        x, s = s, x
+    b.add(node, Mul(), [x, s])
+
+
+def _layer_scale(node, b: Builder, x: str, constant) -> None:
+    import numpy as np
+
+    layer = b.layer_of(x)
+    if layer.weights.get("#affine") == "pending" and constant is not None and constant.size == layer.shape[0] \
+            and b.graph.out_degree(layer.name) == 0:
+        layer.weights["weight"] = constant.reshape(-1).astype(np.float32)  # a group norm's γ
+        layer.weights["#affine"] = "scaled"
+        b.alias(node.output[0], x)
         return
-    if "mul" in REGISTRY and shape_x == shape_s:
-        b.add(node, REGISTRY["mul"](), [x, s])
-        return
-    raise UnsupportedOp(node, f"a product of {fmt_shape(shape_x)} and {fmt_shape(shape_s)}; archdsl multiplies"
-                              " a C×H×W map by one weight per channel (se)")
+    shape = layer.shape
+    if constant is None or "layerscale" not in REGISTRY:
+        raise UnsupportedOp(node, "multiplying by a computed constant; archdsl multiplies by weights per channel only")
+    gamma = np.asarray(constant)
+    if gamma.size != shape[0] or gamma.reshape(-1).shape[0] != shape[0]:
+        raise UnsupportedOp(node, f"multiplying a {fmt_shape(shape)} map by a constant of shape {gamma.shape};"
+                                  " archdsl's layerscale has one weight per channel")
+    cls = REGISTRY["layerscale"]
+    names = list(cls().weights((shape,)))
+    b.add(node, cls(), [x], {names[0]: gamma.reshape(cls().weights((shape,))[names[0]].shape)})
 
 
 @converter("Concat")
@@ -561,8 +726,30 @@ def plumbing(node, b: Builder, attrs: dict) -> None:
         raise UnsupportedOp(node, "an operation on a tensor of the network that archdsl has no layer for")
 
 
+def as_activation(node, b: Builder) -> bool:
+    """Whether `node` starts an element-wise activation, recognised by what it computes (see
+    `activations`), which is then added as one layer."""
+    from .activations import ELEMENTWISE, recognise
+
+    if node.op_type not in ELEMENTWISE or node.domain not in ("", "ai.onnx"):
+        return False
+    data = [t for t in node.input if t and b.produced(t)]
+    if len(data) != 1:
+        return False
+    found = recognise(data[0], b.model, b.produced, attributes)
+    if found is None or id(node) not in {id(n) for n in found[2]}:
+        return False
+    cls, output, nodes = found
+    last = max(nodes, key=lambda n: b.position[id(n)])
+    b.add(last, cls(), [data[0]], output=output)
+    b.done.update(id(n) for n in nodes)
+    return True
+
+
 def convert_node(node, b: Builder) -> None:
     function = CONVERTERS.get(node.op_type)
+    if node.domain in ("", "ai.onnx") and not any(b.produced(t) for t in node.input if t):
+        return  # computes a constant or a shape, not a tensor of the network
     if node.domain not in ("", "ai.onnx") or function is None:
         raise UnsupportedOp(node, f"archdsl has no layer for the op '{node.op_type}'"
                                   + (f" of domain '{node.domain}'" if node.domain not in ("", "ai.onnx") else ""))

@@ -71,18 +71,14 @@ def read(source) -> OnnxModel:
             for data in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
                 t.ClearField(data)
             t.data_location = onnx.TensorProto.DEFAULT
-    try:
-        inferred = shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
-    except Exception as exc:
-        raise ArchError(f"onnx's shape inference fails on this graph: {type(exc).__name__}: {exc}") from None
-    shapes: dict[str, tuple[int, ...]] = {}
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        tensor_type = value.type.tensor_type
-        if not tensor_type.HasField("shape"):
-            continue
-        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
-        if all(d >= 0 for d in dims):
-            shapes[value.name] = dims
+    inferred = _infer(proto, shape_inference)
+    shapes = _shapes(inferred)
+    if any(o not in shapes for n in inferred.graph.node for o in n.output if o):
+        # Shapes computed at run time (torch's traced `view(…, x.size(1) // g, …)`): with the batch fixed,
+        # every one of them is a constant; compute them and infer again.
+        if _fold_shape_computations(proto, shapes, constants):
+            inferred = _infer(proto, shape_inference)
+    shapes = _shapes(inferred)
     for t in graph.initializer:
         shapes[t.name] = tuple(t.dims)
     nodes = list(inferred.graph.node)
@@ -102,6 +98,67 @@ def read(source) -> OnnxModel:
                 consumers.setdefault(tensor, []).append(node)
     return OnnxModel(path, graph.name or (path.stem if path else "imported"), nodes, shapes, constants, inputs,
                      [o.name for o in graph.output], opset, consumers)
+
+
+def _infer(proto, shape_inference):
+    try:
+        return shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except Exception as exc:
+        raise ArchError(f"onnx's shape inference fails on this graph: {type(exc).__name__}: {exc}") from None
+
+
+def _shapes(inferred) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        tensor_type = value.type.tensor_type
+        if not tensor_type.HasField("shape"):
+            continue
+        dims = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
+        if all(d >= 0 for d in dims):
+            shapes[value.name] = dims
+    return shapes
+
+
+def _fold_shape_computations(proto, shapes: dict, constants: dict) -> bool:
+    """Evaluate the nodes that compute shapes (Shape of a tensor whose shape is known, then anything on
+    constants) with onnx's reference implementation, and give their consumers the values as
+    initialisers. Whether anything was folded."""
+    import numpy as np
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    values = dict(constants)
+    for node in proto.graph.node:
+        if node.op_type == "Constant":
+            value = _constant_value(node, numpy_helper)
+            if value is not None:
+                values[node.output[0]] = value
+    folded = {}
+    for node in proto.graph.node:
+        inputs = [t for t in node.input if t]
+        try:
+            if node.op_type == "Shape" and inputs and inputs[0] in shapes:
+                attrs = {a.name: a.i for a in node.attribute}
+                dims = shapes[inputs[0]]
+                result = [np.array(dims[attrs.get("start", 0): attrs.get("end", len(dims))], dtype=np.int64)]
+            elif inputs and all(t in values for t in inputs) and node.op_type not in ("Constant",):
+                result = ReferenceEvaluator(node).run(None, {t: values[t] for t in inputs})
+            else:
+                continue
+        except Exception:  # not computable here: left to the converters, which say what they miss
+            continue
+        for name, value in zip(node.output, result):
+            values[name] = np.asarray(value)
+            folded[name] = np.asarray(value)
+    if not folded:
+        return False
+    for node in proto.graph.node:
+        for i, tensor in enumerate(node.input):
+            if tensor in folded and node.op_type not in ("Shape",):
+                node.input[i] = tensor + "#folded"
+    proto.graph.initializer.extend(numpy_helper.from_array(v, name + "#folded") for name, v in folded.items())
+    constants.update({name + "#folded": v for name, v in folded.items()})
+    return True
 
 
 def _constant_value(node, numpy_helper):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 from networkx.algorithms import isomorphism
 
-from ..ops import FC, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, GlobalAvgPool, MaxPool, ReLU, Scale, Sigmoid, Trait
+from ..ops import FC, REGISTRY, Activation, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, GlobalAvgPool, MaxPool, Mul, Trait
 from .convert import Layer
 
 # ---- the items of a spec ---------------------------------------------------------------------------------
@@ -61,8 +61,23 @@ class Inception:
 class SqueezeExcite:
     fork: str
     merge: str
-    ratio: int
+    ratio: int | None  # se<r>: the squeeze is C/r
+    squeeze: int | None  # se<squeeze=n> where no whole r gives it
+    act: str  # the activation between (relu) and the gate (sigmoid), as archdsl's families
+    gate: str
+    form: str  # fc, or conv (torchvision's 1×1 convolutions)
     layers: list[str]
+
+    def options(self, slots: dict | None = None) -> str:
+        """`16`, `squeeze=8, act=silu, form=conv`: what se<…> needs written."""
+        slots = slots or {}
+        if self.ratio is not None:
+            parts = [str(slots.get((self.merge, "ratio"), self.ratio))]
+        else:
+            parts = [f"squeeze={slots.get((self.merge, 'squeeze'), self.squeeze)}"]
+        parts += [f"{k}={v}" for k, v, d in (("act", self.act, "relu"), ("gate", self.gate, "sigmoid"),
+                                                 ("form", self.form, "fc")) if v != d]
+        return ", ".join(parts)
 
 
 @dataclass
@@ -142,7 +157,8 @@ def composites(graph: nx.DiGraph, source: str, outputs: set[str]) -> dict[str, o
     found: dict[str, object] = {}
     for node in nx.topological_sort(graph):
         layer = _layer(graph, node)
-        if not isinstance(layer.op, (Add, Concat, Scale)) or node not in dominators:
+        if not isinstance(layer.op, (Add, Concat, Mul)) or len(layer.inputs) != 2 and not isinstance(layer.op, Concat) \
+                or node not in dominators:
             continue
         fork = dominators[node]
         branches = [_walk_back(graph, i, fork, found) for i in layer.inputs]
@@ -204,11 +220,9 @@ def _composite(graph, merge: str, fork: str, branches: list[list]):
         return Residual(fork, merge, body, shortcut)
     if isinstance(layer.op, Concat):
         return Inception(fork, merge, branches)
-    if isinstance(layer.op, Scale):
+    if isinstance(layer.op, Mul):
         x, s = branches
-        ratio = _se_ratio(graph, x, s)
-        if ratio is not None:
-            return SqueezeExcite(fork, merge, ratio, nodes_of(s))
+        return _se(graph, fork, merge, x, s)
     return None
 
 
@@ -235,15 +249,34 @@ def _is_projection(graph, shortcut, body, fork) -> bool:
     return not uses_bn or _layer(graph, nodes[1]).op == BatchNorm()
 
 
-def _se_ratio(graph, x, s) -> int | None:
-    if x or [type(_layer(graph, n).op) for n in nodes_of(s)] != [GlobalAvgPool, FC, ReLU, FC, Sigmoid]:
-        return None
+def _se(graph, fork: str, merge: str, x: list, s: list) -> SqueezeExcite | None:
+    """se<…> as archdsl expands it: pool, a squeeze (fc, or a 1×1 conv with a bias), an activation,
+    back to C, a gate, then the map times the gate."""
     nodes = nodes_of(s)
-    fc1, fc2 = _layer(graph, nodes[1]).op, _layer(graph, nodes[3]).op
-    channels = fc2.out_features
-    if not (fc1.bias and fc2.bias) or channels % fc1.out_features:
+    if x or len(nodes) != 5 or not all(isinstance(item, LayerItem) for item in s):
         return None
-    return channels // fc1.out_features
+    pool, squeeze, act, expand, gate = (_layer(graph, n).op for n in nodes)
+    channels = _layer(graph, fork).shape[0]
+    if not isinstance(pool, GlobalAvgPool) or not isinstance(act, Activation) or not isinstance(gate, Activation):
+        return None
+    if type(act)() != act or type(gate)() != gate:
+        return None  # se<…> builds its activations with their defaults
+    if isinstance(squeeze, FC) and isinstance(expand, FC) and not squeeze.pointwise and not expand.pointwise:
+        form, hidden, out = "fc", squeeze.out_features, expand.out_features
+        if not (squeeze.bias and expand.bias):
+            return None
+    elif isinstance(squeeze, Conv) and isinstance(expand, Conv):
+        form, hidden, out = "conv", squeeze.out_channels, expand.out_channels
+        rank = len(squeeze.kernel)
+        expected = [Conv(c, (1,) * rank, (1,) * rank, (0,) * rank, (1,) * rank, 1, True) for c in (hidden, out)]
+        if [squeeze, expand] != expected:
+            return None
+    else:
+        return None
+    if out != channels:
+        return None
+    ratio = channels // hidden if channels % hidden == 0 else None
+    return SqueezeExcite(fork, merge, ratio, None if ratio else hidden, act.family, gate.family, form, nodes)
 
 
 # ---- the sequence, with named tensors ----------------------------------------------------------------------------
@@ -371,7 +404,7 @@ def _identifier(text: str) -> str:
 # The numbers of a layer that a block may take as parameters; the rest label the layer.
 SLOTS = {Conv: ("out_channels", "stride", "groups"), Deconv: ("out_channels", "stride", "groups"),
          FC: ("out_features",), MaxPool: ("stride",), AvgPool: ("stride",)}
-_PREFIX = {"out_channels": "c", "out_features": "n", "stride": "s", "groups": "g", "ratio": "r"}
+_PREFIX = {"out_channels": "c", "out_features": "n", "stride": "s", "groups": "g", "ratio": "r", "squeeze": "c"}
 
 
 def _is_tail(graph, item) -> bool:
@@ -396,16 +429,21 @@ def units(graph, items: list) -> list[tuple[int, int]]:
 
 
 def _label(graph, node: str, se: dict) -> tuple:
+    """What must agree for two layers to be one in a block: the op and its numbers but the slots',
+    and for se<…>'s layers, what se<…> writes but its ratio."""
     op = _layer(graph, node).op
+    if node in se:
+        kind, _value, *options = se[node]
+        return (type(op).__name__, "se", kind, tuple(options))
     slots = SLOTS.get(type(op), ())
-    fields = tuple((f.name, getattr(op, f.name)) for f in dataclasses.fields(op) if f.name not in slots
-                   and not (f.name == "out_features" and node in se))
-    return (type(op).__name__, fields, node in se)
+    fields = tuple((f.name, getattr(op, f.name)) for f in dataclasses.fields(op) if f.name not in slots)
+    return (type(op).__name__, fields)
 
 
 def _unit_graph(graph, items) -> tuple[nx.DiGraph, dict]:
     """The layers of a unit as written (archdsl's inserted projections left out), labelled for isomorphism."""
-    se = {n: item.ratio for item in _all_items(items) if isinstance(item, SqueezeExcite) for n in item.layers}
+    se = {n: ("ratio" if item.ratio is not None else "squeeze", item.ratio or item.squeeze, item.act, item.gate,
+              item.form) for item in _all_items(items) if isinstance(item, SqueezeExcite) for n in item.layers}
     written = set(nodes_of(items))
     for item in _all_items(items):
         if isinstance(item, Residual) and item.shortcut is None:
@@ -485,9 +523,9 @@ def blocks(graph, items: list, hints: bool = True) -> list:
 def _slot_values(graph, node: str, se: dict) -> list[tuple[str, int]]:
     op = _layer(graph, node).op
     values = []
+    if node in se:
+        return values  # se<…>'s layers: its ratio is the slot
     for name in SLOTS.get(type(op), ()):
-        if node in se and name == "out_features":
-            continue
         value = getattr(op, name)
         if isinstance(value, tuple):
             if len(set(value)) != 1:
@@ -509,12 +547,12 @@ def _block(graph, items, group, taken_names: set[str]) -> Block:
                 other = mapping[n]
                 values.append(dict(_slot_values(graph, other, se2))[name])
             columns.append(((n, name), tuple(values)))
-    ratios = [item for item in _all_items(template) if isinstance(item, SqueezeExcite)]
-    for item in ratios:
+    for item in [i for i in _all_items(template) if isinstance(i, SqueezeExcite)]:
+        kind = "ratio" if item.ratio is not None else "squeeze"
         values = []
         for start, end, g2, se2, _d2, mapping in group:
-            values.append(se2[mapping[item.layers[0]]])
-        columns.append(((item.merge, "ratio"), tuple(values)))
+            values.append(se2[mapping[item.layers[0]]][1])
+        columns.append(((item.merge, kind), tuple(values)))
     params: list[tuple[str, tuple[int, ...]]] = []
     slots: dict = {}
     for (node, name), values in columns:

@@ -117,7 +117,10 @@ class Writer:
             written.append(("after", "false"))
         if not written:
             return token.head
-        return f"{token.head}({', '.join(f'{k}={v}' for k, v in written)})"
+        parts = [f"{k}={v}" for k, v in written]
+        if written[0][0] == _positional(token.family):
+            parts[0] = written[0][1]  # lrn(3), leakyrelu(0.1), shuffle(2)
+        return f"{token.head}({', '.join(parts)})"
 
     # ---- after and defaults -------------------------------------------------------------------------------
     def sequences(self, items: list):
@@ -226,8 +229,7 @@ class Writer:
             elif isinstance(item, Inception):
                 out.append(("composite", self.inception(item, slots)))
             elif isinstance(item, SqueezeExcite):
-                ratio = slots.get((item.merge, "ratio"), item.ratio)
-                out.append(("follower", f"se<{ratio}>"))
+                out.append(("follower", f"se<{item.options(slots)}>"))
             elif isinstance(item, Name):
                 out.append(("name", f"-> {item.name}"))
             elif isinstance(item, Ref):
@@ -256,8 +258,9 @@ class Writer:
     def inception(self, item: Inception, slots: dict) -> str:
         branches = [self.flat(branch, slots) for branch in item.branches]
         one = "inception< " + " | ".join(branches) + " >"
+        one = one.replace("<  |", "< |").replace("|  |", "| |").replace("|  >", "| >")
         if len(one) <= WIDTH and "\n" not in one:
-            return one.replace("<  |", "< |")
+            return one
         lines = ["inception<"]
         for k, branch in enumerate(branches):
             text = branch or "# the input, as it is"
@@ -362,6 +365,14 @@ def _padding(padding, kernel, dilation) -> str:
     if tuple(padding) == tuple(full_padding(k, d) for k, d in zip(kernel, dilation)):
         return "full"
     return compact_sizes(tuple(padding))
+
+
+def _positional(family: str) -> str | None:
+    """The option a layer takes as its first positional argument, if any."""
+    from ..ops import REGISTRY
+
+    cls = REGISTRY.get(family)
+    return next((o.name for o in cls.options if o.position == 0), None) if cls is not None else None
 
 
 def _declared_defaults(family: str) -> dict[str, str]:

@@ -204,6 +204,13 @@ def module_hint(node) -> tuple[str | None, tuple[str, ...]]:
         path = scope_list[-2] if len(scope_list) >= 2 else None
         return (path or None), class_list[:-1]
     if node.name.startswith("/"):
-        parts = node.name.strip("/").split("/")
-        return (parts[-2] if len(parts) >= 2 else None), ()
+        # TorchScript's scopes name each module within its parent, an indexed child as `features.2`:
+        # /features/features.2/conv/conv.0/Conv is the module features.2.conv.0
+        path: list[str] = []
+        for part in node.name.strip("/").split("/")[:-1]:
+            if path and part.startswith(path[-1] + "."):
+                path[-1] = part
+            else:
+                path.append(part)
+        return (".".join(path) or None), ()
     return None, ()

@@ -147,6 +147,27 @@ def output_of(item) -> str:
 # ---- composites --------------------------------------------------------------------------------------------
 
 
+def normalise_concats(graph: nx.DiGraph) -> None:
+    """A concat of a list that starts with the inputs of another concat reads that concat instead:
+    torchvision's DenseNet concatenates all earlier features again in every layer, cat(x0, …, x(i-1)),
+    which is cat(cat(x0, …, x(i-2)), x(i-1)); read so, each layer is an `inception< | … >`."""
+    made: dict[tuple[str, ...], str] = {}
+    for node in list(nx.topological_sort(graph)):
+        layer = _layer(graph, node)
+        if not isinstance(layer.op, Concat):
+            continue
+        inputs = tuple(layer.inputs)
+        prefix = max((p for p in made if len(p) < len(inputs) and inputs[: len(p)] == p), key=len, default=None)
+        if prefix is not None:
+            earlier = made[prefix]
+            for source in set(prefix):
+                if source not in layer.inputs[len(prefix):]:
+                    graph.remove_edge(source, node)
+            graph.add_edge(earlier, node)
+            layer.inputs = (earlier, *inputs[len(prefix):])
+        made.setdefault(inputs, node)
+
+
 def _layer(graph, node) -> Layer:
     return graph.nodes[node]["layer"]
 
@@ -401,6 +422,7 @@ def _identifier(text: str) -> str:
 
 # ---- blocks ---------------------------------------------------------------------------------------------------------
 
+_KEYWORDS = {"block", "network", "input", "after", "defaults", "use", "train", "inception", "residual", "se"}
 # The numbers of a layer that a block may take as parameters; the rest label the layer.
 SLOTS = {Conv: ("out_channels", "stride", "groups"), Deconv: ("out_channels", "stride", "groups"),
          FC: ("out_features",), MaxPool: ("stride",), AvgPool: ("stride",)}
@@ -413,7 +435,9 @@ def _is_tail(graph, item) -> bool:
 
 
 def units(graph, items: list) -> list[tuple[int, int]]:
-    """(start, end) of each run that could be a block: a composite and the activations after it."""
+    """(start, end) of each run that could be a block: a composite and the activations after it; and,
+    where the exporter recorded module paths, the layers of one module that is a sibling of such a
+    composite's (torchvision's InvertedResidual without its shortcut, beside those with one)."""
     spans = []
     i = 0
     while i < len(items):
@@ -425,7 +449,60 @@ def units(graph, items: list) -> list[tuple[int, int]]:
             i = j
         else:
             i += 1
-    return spans
+    paths = [_common_path(graph, nodes_of(items[a:b])) for a, b in spans]
+    siblings = {(p.rsplit(".", 1)[0] if "." in p else "", p.count(".")) for p in paths if p}
+    covered = {k for a, b in spans for k in range(a, b)}
+    k = 0
+    while k < len(items):
+        if k in covered or not isinstance(items[k], LayerItem):
+            k += 1
+            continue
+        hint = _layer(graph, items[k].node).hint or ""
+        parts = hint.split(".")
+        prefix = next((".".join(parts[: depth + 1]) for parent, depth in sorted(siblings)
+                       if len(parts) > depth + 1 and ".".join(parts[:depth]) == parent), None)
+        end = k
+        while prefix and end < len(items) and end not in covered and isinstance(items[end], LayerItem) \
+                and ((_layer(graph, items[end].node).hint or "") + ".").startswith(prefix + "."):
+            end += 1
+        if prefix and end - k >= 2:
+            spans.append((k, end))
+            k = end
+        else:
+            k += 1
+    return sorted(spans)
+
+
+def _common_path(graph, nodes: list[str], share: float = 1.0) -> str:
+    """The longest module path that the recorded paths of (a `share` of) the layers start with ('' if none)."""
+    hints = [(_layer(graph, n).hint or "").split(".") for n in nodes]
+    if not hints or not all(h and h[0] for h in hints):
+        return ""
+    common: list[str] = []
+    while True:
+        depth = len(common)
+        counts = Counter(tuple(h[: depth + 1]) for h in hints if len(h) > depth and h[:depth] == common)
+        if not counts:
+            break
+        best, count = counts.most_common(1)[0]
+        if count < share * len(hints):
+            break
+        common = list(best)
+    return ".".join(common)
+
+
+def _digest(g: nx.DiGraph) -> str:
+    """Weisfeiler-Lehman hash of a unit's graph: equal for isomorphic units (a bucket before matching)."""
+    import warnings
+
+    if not len(g):
+        return ""
+    labelled = nx.DiGraph()
+    labelled.add_nodes_from((n, {"label": repr(d["label"])}) for n, d in g.nodes(data=True))
+    labelled.add_edges_from((u, v, {"port": str(d["port"])}) for u, v, d in g.edges(data=True))
+    with warnings.catch_warnings():  # networkx 3.5 changed directed hashes; ours are compared with each other only
+        warnings.simplefilter("ignore")
+        return nx.weisfeiler_lehman_graph_hash(labelled, node_attr="label", edge_attr="port")
 
 
 def _label(graph, node: str, se: dict) -> tuple:
@@ -477,7 +554,7 @@ def blocks(graph, items: list, hints: bool = True) -> list:
     prepared = []
     for start, end in spans:
         g, se = _unit_graph(graph, items[start:end])
-        digest = nx.weisfeiler_lehman_graph_hash(g, node_attr="label", edge_attr="port") if len(g) else ""
+        digest = _digest(g)
         prepared.append((start, end, g, se, digest))
     groups: list[list] = []  # [(start, end, graph, se, mapping to the group's first)]
     for start, end, g, se, digest in prepared:
@@ -563,7 +640,8 @@ def _block(graph, items, group, taken_names: set[str]) -> Block:
         if param[0] in "sgr" and count * 2 > len(values):
             defaults[param] = common
     block_name = _block_name(graph, group, template, taken_names)
-    return Block(block_name, [p for p, _ in params], defaults, template, slots, values=dict(params))
+    order = [p for p, _ in params if p not in defaults] + [p for p, _ in params if p in defaults]
+    return Block(block_name, order, defaults, template, slots, values=dict(params))
 
 
 def block_args(graph, block: Block, group) -> list[tuple]:
@@ -593,8 +671,8 @@ def _express(values: tuple[int, ...], params: list, prefix: str):
 
 
 def _block_name(graph, group, template, taken: set[str]) -> str:
-    """The PyTorch class the exporter recorded for the occurrences (`Bottleneck` → bottleneck), else
-    what the block is (residual_block, inception_block)."""
+    """The PyTorch class the exporter recorded for the occurrences (`Bottleneck` → bottleneck), or the
+    module's name in its path (`denselayer3` → denselayer), else what the block is (residual_block)."""
     candidates = []
     for start, end, g, *_ in group:
         common = None
@@ -608,8 +686,17 @@ def _block_name(graph, group, template, taken: set[str]) -> str:
         prefix = _common_prefix(candidates)
         name = _snake(prefix) if len(prefix) >= 3 else None
     if name is None:
+        words = {re.sub(r"_?\d+[a-z]?$", "", _common_path(graph, list(g), 0.6).rsplit(".", 1)[-1]) for _s, _e, g, *_ in group}
+        word = words.pop() if len(words) == 1 else ""
+        if len(word) >= 3 and word.isidentifier() and word.lower() not in _GENERIC_NAMES:
+            name = _snake(word)
+    if name is None:
         kind = next((type(i).__name__ for i in template if isinstance(i, Composite)), "")
-        name = {"Residual": "residual_block", "Inception": "inception_block", "SqueezeExcite": "se_block"}.get(kind, "block")
+        name = {"Residual": "residual_block", "Inception": "inception_block", "SqueezeExcite": "se_block"}.get(kind, "unit")
+    from ..ops import REGISTRY
+
+    if name in REGISTRY or name in _KEYWORDS:
+        name += "_block"  # a block may not take a layer type's name, nor a keyword's
     base, k = name, 1
     while name in taken:
         k += 1

@@ -76,6 +76,7 @@ class Writer:
         if isinstance(op, (MaxPool, AvgPool)):
             family = op.family
             stride = slot("stride")
+            stride = None if isinstance(stride, int) else stride  # a constant: the op's own
             if stride is None and op.kernel == op.stride:
                 head = family if set(op.kernel) == {2} else f"{family}{compact_sizes(op.kernel)}"
             else:

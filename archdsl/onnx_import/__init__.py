@@ -84,32 +84,27 @@ def import_onnx(source, *, partial: bool = False, name: str | None = None) -> Im
 
 
 def _outputs(onnx_model, builder, partial: bool) -> dict[str, str]:
-    """Output name → layer, the main output first; after a partial conversion, every dead end."""
+    """Output name → layer, the main output first. After a partial conversion, the last layer made is
+    the main output and every other layer nothing reads is an output too (named after itself)."""
     outputs: dict[str, str] = {}
     for tensor in onnx_model.outputs:
         if tensor in builder.producer:
-            outputs.setdefault(_output_name(tensor, outputs), builder.producer[tensor])
+            outputs.setdefault(_identifier(tensor), builder.producer[tensor])
     if partial:
         graph = builder.graph
-        ends = [n for n in graph if graph.out_degree(n) == 0 and n != builder.input and n not in outputs.values()]
-        ends.sort(key=lambda n: -graph.nodes[n]["layer"].index)
-        for n in ends:
-            outputs.setdefault("output" if not outputs else n, n)
-        # the last layer converted is the main output
+        ends = sorted((n for n in graph if graph.out_degree(n) == 0 and n != builder.input),
+                      key=lambda n: -graph.nodes[n]["layer"].index)
         if ends:
-            main = ends[0]
-            outputs = {("output" if k == next(iter(outputs)) else k): v for k, v in outputs.items()}
-            outputs = {"output": main, **{k: v for k, v in outputs.items() if v != main and k != "output"}}
+            named = {v: k for k, v in outputs.items()}
+            outputs = {"output": ends[0], **{named.get(n, n): n for n in ends[1:]}}
     if not outputs:
         raise ArchError("the ONNX graph's outputs are not computed by any layer archdsl imported")
     return outputs
 
 
-def _output_name(tensor: str, taken) -> str:
+def _identifier(tensor: str) -> str:
     name = re.sub(r"\W", "_", tensor)
-    if not name or name[0].isdigit():
-        name = "out_" + name
-    return name if not taken else name
+    return name if name and not name[0].isdigit() else "out_" + name
 
 
 def _network_name(onnx_model) -> str:

@@ -9,6 +9,7 @@ operators the exporter chose.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 ELEMENTWISE = {
@@ -117,7 +118,6 @@ def recognise(x: str, model, produced, attributes) -> tuple[type, str, list] | N
     region = _region(x, model, produced)
     if not region:
         return None
-    inside = {id(n) for n in region}
     outputs = {t: n for n in region for t in n.output}
     constants = model.constants
     candidates = []
@@ -137,10 +137,8 @@ def recognise(x: str, model, produced, attributes) -> tuple[type, str, list] | N
         if isinstance(cls, type) and issubclass(cls, Activation) and cls.formula:
             try:
                 op = cls()
-            except TypeError:
+            except TypeError:  # no defaults for its options: not one a plain activation could be
                 continue
-            import dataclasses
-
             fields = {f.name: getattr(op, f.name) for f in dataclasses.fields(op)}
             with np.errstate(all="ignore"):
                 references.append((cls, evaluate(parse(cls.formula), samples, fields, NumpyPrimitives())))
@@ -157,7 +155,6 @@ def recognise(x: str, model, produced, attributes) -> tuple[type, str, list] | N
         for cls, expected in references:
             if np.allclose(got, expected, rtol=1e-5, atol=1e-6, equal_nan=True):
                 return cls, y, needed
-    del inside
     return None
 
 

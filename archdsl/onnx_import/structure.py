@@ -131,8 +131,6 @@ def nodes_of(items) -> list[str]:
             out += item.layers + [item.merge]
         elif isinstance(item, Call):
             out += item.nodes
-        elif isinstance(item, Repeat):
-            out += nodes_of([item.call]) * 1
     return out
 
 
@@ -312,7 +310,6 @@ _GENERIC_NAMES = {"getitem", "cat", "val", "node", "x", "t", "out", "input", "ou
 
 def _telling(name: str) -> bool:
     """Whether a module's name from the exporter is worth a tensor's name (`enc1`, not `relu3`)."""
-    from ..ops import REGISTRY
 
     match = _COUNTER_NAME.match(name)
     if not name.isidentifier() or match is None:
@@ -693,7 +690,6 @@ def _block_name(graph, group, template, taken: set[str]) -> str:
     if name is None:
         kind = next((type(i).__name__ for i in template if isinstance(i, Composite)), "")
         name = {"Residual": "residual_block", "Inception": "inception_block", "SqueezeExcite": "se_block"}.get(kind, "unit")
-    from ..ops import REGISTRY
 
     if name in REGISTRY or name in _KEYWORDS:
         name += "_block"  # a block may not take a layer type's name, nor a keyword's

@@ -17,7 +17,7 @@ from ..ops import (
 from ..ops.base import compact_sizes
 from ..shapes import fmt_shape, full_padding, same_padding
 from .structure import (
-    Block, Call, Inception, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SqueezeExcite, nodes_of,
+    Block, Call, Inception, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SqueezeExcite,
 )
 
 WIDTH = 90  # a composite longer than this is written over several lines

@@ -8,7 +8,7 @@ is loaded and the rest keeps its fresh weights (a new head for `--num-classes`).
 """
 from __future__ import annotations
 
-from ...by_structure import StructureMap, map_by_structure, state_keys
+from ...by_structure import StructureMap, map_by_structure
 from ...errors import ArchError
 
 

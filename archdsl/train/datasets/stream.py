@@ -78,7 +78,7 @@ class FolderImages(torch.utils.data.Dataset):
         generator = torch.Generator().manual_seed(seed) if self.augment else None
         augment = self.augment
         if augment and isinstance(augment[0], RandomResizedCrop):  # crop at native resolution, then resize
-            image = augment[0].crop_to(torch.from_numpy(pixels)[None].float().div_(255), generator, self.shape[1:])
+            image = augment[0].crop_to(torch.tensor(pixels)[None].float().div_(255), generator, self.shape[1:])
             image = image.expand(-1, self.shape[0], -1, -1)
             augment = augment[1:]
         else:

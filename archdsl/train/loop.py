@@ -37,7 +37,7 @@ from archdsl.train import distributed as dist
 from archdsl.train import heads as heads_mod
 from archdsl.train import metrics, model as model_mod, optim, rundir, tta as tta_mod
 from archdsl.train.config import TrainConfig
-from archdsl.train.datasets.stream import DataError
+from archdsl.train.datasets.stream import DataError, is_worker_failure
 from archdsl.train.device import Placement, cpu_threads, place
 from archdsl.train.guard import CHANCE_AFTER, Diverged, LossGuard, at_chance
 from archdsl.train.progress import PLAIN_EVERY_S, Progress
@@ -468,12 +468,15 @@ def _train(net, config, options, ctx, place_, started) -> Result:
         if board is not None:
             board.close()
         raise
-    except DataError as err:
+    except (DataError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not is_worker_failure(err):
+            raise
         if board is not None:
             board.close()
+        message = err.message if isinstance(err, DataError) else f"data loading failed: {err}"
         kept = (f"; {run_dir / 'last.pt'} holds epoch {len(history)}: once the data is fixed, continue with "
                 f"archdsl train --resume {run_dir}") if history and ctx.is_main else ""
-        raise DataError(f"{err.message} (epoch {len(history) + 1}){kept}") from None
+        raise DataError(f"{message} (epoch {len(history) + 1}){kept}") from None
 
     if skipped and ctx.is_main:
         from archdsl.train.datasets.stream import describe_skipped

@@ -19,6 +19,8 @@ batch and counted (`StreamLoader.skipped`).
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -144,8 +146,10 @@ class StreamLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=self.batches, num_workers=self.workers, collate_fn=_collate,
-            pin_memory=self.pin_memory, prefetch_factor=2 if self.workers else None)
-        iterator = iter(loader)
+            pin_memory=self.pin_memory, prefetch_factor=2 if self.workers else None,
+            worker_init_fn=_ignore_ctrl_c if self.workers else None)
+        with ctrl_c_held():
+            iterator = iter(loader)  # forks the workers
         try:
             while True:
                 try:
@@ -164,6 +168,34 @@ class StreamLoader:
                     yield images, labels
         finally:
             del iterator  # shuts the workers down now, also when the epoch is abandoned (Ctrl-C, an error)
+
+
+@contextlib.contextmanager
+def ctrl_c_held():
+    """Hold Ctrl-C back while workers are forked: they start with it blocked (see _ignore_ctrl_c), and the
+    main process gets a Ctrl-C pressed meanwhile as soon as they are started."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ignore_ctrl_c(_worker_id: int) -> None:
+    """Ctrl-C reaches a terminal's whole process group; only the main process acts on it, and it stops the
+    workers itself (a worker that died of it first would look like a crash)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def is_worker_failure(error: BaseException) -> bool:
+    """torch's own report of a loader worker that died, raised from its SIGCHLD handler wherever the main
+    process happens to be (in a training step too)."""
+    return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker")
 
 
 def _worker_message(error: Exception) -> str:
@@ -245,9 +277,13 @@ def _stats_sample(dataset: FolderImages, seed: int, workers: int) -> torch.Tenso
     chosen = np.sort(np.random.default_rng(seed).permutation(count)[:STATS_SAMPLE]) if count > STATS_SAMPLE \
         else np.arange(count)
     loader = torch.utils.data.DataLoader(_Raw(dataset, chosen), batch_size=64, num_workers=workers,
-                                         collate_fn=_collate_raw)
+                                         collate_fn=_collate_raw, worker_init_fn=_ignore_ctrl_c if workers else None)
+    if not count:
+        return torch.zeros(0, *dataset.shape, dtype=torch.uint8)
     try:
-        return torch.cat(list(loader)) if count else torch.zeros(0, *dataset.shape, dtype=torch.uint8)
+        with ctrl_c_held():
+            iterator = iter(loader)
+        return torch.cat(list(iterator))
     except ArchError:
         raise
     except Exception as error:

@@ -245,3 +245,12 @@ def test_runs_lists_run_folders_and_compares_two(tmp_path, capsys):
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert main(["runs", "--compare", str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "c")]) == 1
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_sync_bn_needs_cuda_and_says_why(tmp_path, capsys):
+    spec = tmp_path / "bn.arch"
+    spec.write_text("network bn\ninput 1x8x8\nconv3-6 bn relu maxpool2\nfc-10\n")
+    assert main(["train", str(spec), "--sync-bn", "--device", "cpu", "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "--sync-bn needs CUDA" in err and "SyncBatchNorm" in err

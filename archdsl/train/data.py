@@ -72,11 +72,30 @@ class Split:
 
 
 class Augmentation(Protocol):
+    """A random change of a batch, in two steps so that each image's draws can come from its own generator:
+
+        draw(n, height, width, generator) -> params (a tensor, one row per image)
+        apply(images, params) -> images
+
+    Calling it draws for the whole batch from one generator (data in memory); streamed data draws each
+    image's row from the image's own generator and applies them per batch (see datasets/stream.py).
+    """
+
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor: ...
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor: ...
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor: ...
 
 
+class _DrawThenApply:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        n, _, height, width = images.shape
+        return self.apply(images, self.draw(n, height, width, generator))
+
+
 @dataclass(frozen=True)
-class RandomCrop:
+class RandomCrop(_DrawThenApply):
     """Pad each side by `pad` zeros (black: it runs before normalising) and crop back at a random offset."""
 
     pad: int = 4
@@ -85,18 +104,23 @@ class RandomCrop:
         if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
             raise ArchError(f"crop: expected pad to be a whole number >= 0, got {self.pad!r}; write e.g. crop(pad=4)")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        if self.pad == 0:
+            return torch.zeros(n, 2, dtype=torch.long)
+        return torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator).T  # (n, 2): dy, dx
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         if self.pad == 0:
             return images
         n, _, h, w = images.shape
-        dy, dx = torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator).to(images.device)
+        dy, dx = params.T.to(images.device)
         # A view of every (h, w) window of the padded images: (n, c, 2p+1, 2p+1, h, w), one picked per image.
         windows = F.pad(images, (self.pad,) * 4).unfold(2, h, 1).unfold(3, w, 1)
         return windows[torch.arange(n, device=images.device), :, dy, dx]
 
 
 @dataclass(frozen=True)
-class HorizontalFlip:
+class HorizontalFlip(_DrawThenApply):
     """Mirror each image left-right with probability `p`."""
 
     p: float = 0.5
@@ -105,13 +129,15 @@ class HorizontalFlip:
         if not 0 <= self.p <= 1:
             raise ArchError(f"flip: expected a probability p in [0, 1], got {self.p!r}; write e.g. flip(p=0.5)")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        flip = (torch.rand(images.shape[0], generator=generator) < self.p).to(images.device)
-        return torch.where(flip[:, None, None, None], images.flip(-1), images)
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.rand(n, generator=generator) < self.p
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return torch.where(params.to(images.device)[:, None, None, None], images.flip(-1), images)
 
 
 @dataclass(frozen=True)
-class RandomResizedCrop:
+class RandomResizedCrop(_DrawThenApply):
     """A random part of each image, stretched back to full size: AlexNet's and ResNet's scale augmentation.
 
     The part covers a uniform `min_scale`..1 of the area with an aspect ratio
@@ -131,15 +157,16 @@ class RandomResizedCrop:
             raise ArchError(f"resized_crop: expected max_ratio >= 1, got {self.max_ratio!r}; "
                             "write e.g. resized_crop(max_ratio=1.333)")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        return self.crop_to(images, generator, tuple(images.shape[-2:]))
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.tensor([self._box(height, width, generator) for _ in range(n)], dtype=torch.long).view(n, 4)
 
-    def crop_to(self, images: torch.Tensor, generator: torch.Generator | None, size: tuple[int, int]) -> torch.Tensor:
-        """Each image's random part, resized to `size` (H, W)."""
-        height, width = images.shape[-2:]
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return self.crop_to(images, params, tuple(images.shape[-2:]))
+
+    def crop_to(self, images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Each image's box (top, left, height, width), resized to `size` (H, W)."""
         crops = []
-        for image in images:
-            top, left, h, w = self._box(height, width, generator)
+        for image, (top, left, h, w) in zip(images, boxes.tolist()):
             crops.append(_resize(image[None, :, top : top + h, left : left + w], size))
         return torch.cat(crops)
 
@@ -158,7 +185,7 @@ class RandomResizedCrop:
 
 
 @dataclass(frozen=True)
-class ColorJitter:
+class ColorJitter(_DrawThenApply):
     """Random brightness, contrast and saturation per image, each a factor in 1 ± its value (on [0, 1] pixels)."""
 
     brightness: float = 0.4
@@ -171,14 +198,18 @@ class ColorJitter:
                 raise ArchError(f"jitter: expected {name} in [0, 1), got {getattr(self, name)!r}; "
                                 "write e.g. jitter(brightness=0.4)")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        n, channels = images.shape[:2]
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         spread = torch.tensor([self.brightness, self.contrast, self.saturation])
-        factors = (1 + (2 * torch.rand(n, 3, generator=generator) - 1) * spread).to(images.device)
+        return 1 + (2 * torch.rand(n, 3, generator=generator) - 1) * spread  # (n, 3) factors
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n, channels = images.shape[:2]
+        factors = params.to(images.device)
         b, c, s = (factors[:, i].view(n, 1, 1, 1) for i in range(3))
         images = images * b
         grey = _luma(images) if channels == 3 else images
-        images = (images - grey.mean(dim=(1, 2, 3), keepdim=True)) * c + grey.mean(dim=(1, 2, 3), keepdim=True)
+        mean = grey.mean(dim=(1, 2, 3), keepdim=True)
+        images = (images - mean) * c + mean
         if channels == 3:
             grey = _luma(images)
             images = grey + (images - grey) * s

@@ -107,6 +107,13 @@ def loader_workers(data, requested: int | None) -> int:
     return default_workers() if requested is None else requested
 
 
+def stats_workers(requested: int | None) -> int:
+    """Loader processes for the normalisation sample of a streamed folder (unused for data in memory)."""
+    from archdsl.train.datasets.stream import default_workers
+
+    return default_workers() if requested is None else requested
+
+
 def describe_folder(data, log: Callable[[str], None]) -> None:
     """What a streamed folder's listing found that the user should know: files left out, ignored, resized."""
     folder = getattr(data, "folder", None)
@@ -296,8 +303,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
     log = options.log if ctx.is_main else (lambda *_: None)
     resume = ckpt.load(options.resume / "last.pt", "cpu") if options.resume else None
     ckpt.seed_everything(config.seed)
-    data = load_data(net, config, skip_bad=options.skip_bad_images,
-                     workers=options.workers if options.workers is not None else 0)
+    data = load_data(net, config, skip_bad=options.skip_bad_images, workers=stats_workers(options.workers))
     workers = loader_workers(data, options.workers)
     pin = place_.device.type == "cuda"
     classes = class_count(net, config, data.info.num_classes, config.dataset)

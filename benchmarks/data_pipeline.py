@@ -75,12 +75,15 @@ def peak_memory(spec: Path, folder: Path, out: Path, workers: int) -> dict:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     main = psutil.Process(process.pid)
     peak = {"main_rss": 0, "tree_uss": 0}
+    samples: list[int] = []
 
     def sample() -> None:
         while process.poll() is None:
             try:
                 tree = [main, *main.children(recursive=True)]
-                peak["main_rss"] = max(peak["main_rss"], main.memory_info().rss)
+                rss = main.memory_info().rss
+                samples.append(rss)
+                peak["main_rss"] = max(peak["main_rss"], rss)
                 peak["tree_uss"] = max(peak["tree_uss"], sum(p.memory_full_info().uss for p in tree))
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
@@ -94,6 +97,7 @@ def peak_memory(spec: Path, folder: Path, out: Path, workers: int) -> dict:
         raise SystemExit(f"training failed:\n{stderr[-3000:]}")
     epoch = next(line for line in stdout.splitlines() if line.startswith("epoch 1/1"))
     return {"main_rss_mb": peak["main_rss"] / 2**20, "tree_uss_mb": peak["tree_uss"] / 2**20,
+            "main_rss_median_mb": statistics.median(samples) / 2**20 if samples else 0.0,
             "wall_s": time.perf_counter() - started, "epoch": epoch}
 
 
@@ -166,13 +170,15 @@ def main() -> None:
         figures = peak_memory(spec, folder, out, args.workers)
         held = size * 3 * 64 * 64 / 2**20
         rows.append((size, figures))
-        print(f"  {size:>7,} images: main process peak RSS {figures['main_rss_mb']:.0f} MB, whole tree peak USS "
+        print(f"  {size:>7,} images: main process peak RSS {figures['main_rss_mb']:.0f} MB (median over the run "
+              f"{figures['main_rss_median_mb']:.0f} MB), whole tree peak USS "
               f"{figures['tree_uss_mb']:.0f} MB ({held:.0f} MB of pixels as uint8 in memory would add); "
               f"{figures['wall_s']:.1f}s\n           {figures['epoch']}", flush=True)
     if len(rows) > 1:
         (small, a), (large, b) = rows[0], rows[-1]
-        print(f"  {large:,} / {small:,} images: main RSS x{b['main_rss_mb'] / a['main_rss_mb']:.3f}, "
-              f"tree USS x{b['tree_uss_mb'] / a['tree_uss_mb']:.3f}")
+        print(f"  {large:,} / {small:,} images: main peak RSS x{b['main_rss_mb'] / a['main_rss_mb']:.3f}, median RSS "
+              f"x{b['main_rss_median_mb'] / a['main_rss_median_mb']:.3f}, tree peak USS "
+              f"x{b['tree_uss_mb'] / a['tree_uss_mb']:.3f}")
 
     smallest = folders[min(folders)]
     print(f"\nthroughput, training epochs on {smallest.name} ({args.rounds} rounds, taking turns):")

@@ -12,7 +12,10 @@
    smallest folder, streamed (workers decoding PNG/JPEG, augmenting per image)
    and from in-memory uint8 tensors of the same images (augmenting per batch),
    taking turns round by round so that load on the shared machine hits both
-   alike; the ratio is the median of the rounds' ratios.
+   alike; the ratio is the median of the rounds' ratios. Also the share of each
+   streamed epoch the training loop spent waiting for a batch (a starved model
+   waits; one slowed by the workers' competing for the CPU does not), and the
+   loader alone.
 """
 from __future__ import annotations
 
@@ -134,14 +137,63 @@ def throughput(spec: Path, folder: Path, rounds: int, workers: int) -> list[tupl
             torch.manual_seed(0)
             model = net.to_torch()
             optimizer = optim.make_optimizer(model.parameters(), config)
-            loader = data.loader("train", BATCH, True, epoch_generator(0, round_), augment, workers=loader_workers)
-            start = time.perf_counter()
+            loader = _Waits(data.loader("train", BATCH, True, epoch_generator(0, round_), augment,
+                                        workers=loader_workers))
+            start, cpu = time.perf_counter(), time.process_time()
             tally = run_epoch(model, loader, make_loss(config, names), names, placement, optimizer)
-            measured[kind] = tally.count / (time.perf_counter() - start)
+            wall = time.perf_counter() - start
+            measured[kind] = tally.count / wall
+            measured[f"{kind} wait"] = loader.waited / wall
         results.append((measured["streamed"], measured["memory"]))
-        print(f"  round {round_ + 1}: streamed {measured['streamed']:,.0f} img/s, in memory "
-              f"{measured['memory']:,.0f} img/s, ratio {measured['streamed'] / measured['memory']:.3f}", flush=True)
+        print(f"  round {round_ + 1}: streamed {measured['streamed']:,.0f} img/s (waiting for data "
+              f"{measured['streamed wait']:.1%} of the time), in memory {measured['memory']:,.0f} img/s, ratio "
+              f"{measured['streamed'] / measured['memory']:.3f}", flush=True)
     return results
+
+
+class _Waits:
+    """A loader whose iteration records the time the training loop spent waiting for the next batch."""
+
+    def __init__(self, loader):
+        self.loader, self.waited = loader, 0.0
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        batches = iter(self.loader)
+        try:
+            while True:
+                start = time.perf_counter()
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    return
+                self.waited += time.perf_counter() - start
+                yield batch
+        finally:
+            close = getattr(batches, "close", None)
+            if close:
+                close()
+
+
+def loader_alone(folder: Path, workers: int) -> tuple[float, float]:
+    """(img/s, worker CPU µs per image): the streamed loader with nothing to feed, augmenting as in training."""
+    import torch
+
+    from archdsl.train.data import load_dataset, make_augment
+    from archdsl.train.loop import epoch_generator
+
+    data = load_dataset(str(folder), (3, 64, 64), seed=0, workers=workers)
+    augment = [make_augment("crop", pad=4), make_augment("flip")]
+    start = time.perf_counter()
+    count = sum(len(y) for _, y in data.loader("train", BATCH, True, epoch_generator(0, 0), augment, workers=workers))
+    rate = count / (time.perf_counter() - start)
+    dataset = data._dataset("train", tuple(augment))
+    cpu = time.process_time()
+    for first in range(0, 320, BATCH):
+        dataset.collate([dataset[(i, i)] for i in range(first, first + BATCH)])
+    return rate, (time.process_time() - cpu) / 320 * 1e6
 
 
 def main() -> None:
@@ -181,6 +233,9 @@ def main() -> None:
               f"x{b['tree_uss_mb'] / a['tree_uss_mb']:.3f}")
 
     smallest = folders[min(folders)]
+    rate, per_image = loader_alone(smallest, args.workers)
+    print(f"\nthe streamed loader alone ({args.workers} workers, decoding and augmenting): {rate:,.0f} img/s; "
+          f"{per_image:.0f} µs of CPU per image (decode, augment, normalise)")
     print(f"\nthroughput, training epochs on {smallest.name} ({args.rounds} rounds, taking turns):")
     results = throughput(spec, smallest, args.rounds, args.workers)
     ratios = [s / m for s, m in results]

@@ -13,6 +13,7 @@ instead of stopping the run.
 """
 from __future__ import annotations
 
+import os
 import stat
 import warnings
 from dataclasses import dataclass
@@ -97,6 +98,10 @@ def read_folder(root: Path, skip_bad: bool = False) -> ImageFolder:
         if not paths:
             raise ArchError(f"{folder}: every image was left out as unreadable ({len(skipped)} files); "
                             "nothing to train on")
+        if split == "train" and len(set(labels)) < len(class_names):
+            lost = [name for label, name in enumerate(class_names) if label not in set(labels)]
+            raise ArchError(f"{folder}: every image of class {', '.join(repr(n) for n in lost)} was left out as "
+                            "unreadable; every class needs training images")
         splits[split] = FolderSplit(tuple(paths), np.array(labels, dtype=np.int64))
     example = tuple((path, size) for size, path in sizes.items()) if len(sizes) > 1 else ()
     return ImageFolder(root, class_names, 3 if colour else 1, next(iter(sizes)) if len(sizes) == 1 else None,
@@ -182,7 +187,7 @@ def pillow() -> Any:
 def _open(Image: Any, path: Path | str) -> Any:
     """The file opened by Pillow as PNG or JPEG, or BadImage. Never blocks: only regular files are opened."""
     try:
-        mode = Path(path).stat().st_mode
+        mode = os.stat(path).st_mode
     except OSError as error:
         raise BadImage(path, f"cannot be read ({error.strerror or error})") from None
     if not stat.S_ISREG(mode):
@@ -216,7 +221,7 @@ def decode(Image: Any, path: Path | str, mode: str) -> np.ndarray:
     """(C, H, W) uint8 in `mode` ("L" or "RGB"); Pillow's L is the ITU-R 601 luminance used elsewhere."""
     try:
         with _open(Image, path) as image:
-            pixels = np.asarray(image.convert(mode))
+            pixels = np.asarray(image if image.mode == mode else image.convert(mode))
     except BadImage:
         raise
     except (OSError, ValueError, SyntaxError, EOFError) as error:

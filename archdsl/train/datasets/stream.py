@@ -161,8 +161,8 @@ class StreamLoader:
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=self.batches, num_workers=self.workers, collate_fn=self.dataset.collate,
             pin_memory=self.pin_memory, prefetch_factor=2 if self.workers else None,
-            worker_init_fn=_ignore_ctrl_c if self.workers else None)
-        with ctrl_c_held():
+            worker_init_fn=_worker_init if self.workers else None)
+        with forking_workers():
             iterator = iter(loader)  # forks the workers
         try:
             while True:
@@ -185,9 +185,9 @@ class StreamLoader:
 
 
 @contextlib.contextmanager
-def ctrl_c_held():
-    """Hold Ctrl-C back while workers are forked: they start with it blocked (see _ignore_ctrl_c), and the
-    main process gets a Ctrl-C pressed meanwhile as soon as they are started."""
+def forking_workers():
+    """Hold Ctrl-C back while loader workers are forked: they start with it blocked (see _worker_init), and
+    the main process gets a Ctrl-C pressed meanwhile as soon as they are started."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -198,12 +198,27 @@ def ctrl_c_held():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _ignore_ctrl_c(_worker_id: int) -> None:
-    """Ctrl-C reaches a terminal's whole process group; only the main process acts on it, and it stops the
-    workers itself (a worker that died of it first would look like a crash)."""
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _worker_init(_worker_id: int) -> None:
+    """Each loader worker: leave Ctrl-C to the main process, and give its batches' memory back.
+
+    Ctrl-C reaches a terminal's whole process group; only the main process acts on it, and it stops the
+    workers itself (a worker that died of it first would look like a crash). glibc raises its threshold
+    for returning large blocks to the system as blocks are freed, so a worker making a 1.5 MB batch after
+    another kept up to 150 MB of freed heap (measured on 64x64 images, batch 32); a fixed threshold keeps
+    it at ~15 MB.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def is_worker_failure(error: BaseException) -> bool:
@@ -291,11 +306,11 @@ def _stats_sample(dataset: FolderImages, seed: int, workers: int) -> torch.Tenso
     chosen = np.sort(np.random.default_rng(seed).permutation(count)[:STATS_SAMPLE]) if count > STATS_SAMPLE \
         else np.arange(count)
     loader = torch.utils.data.DataLoader(_Raw(dataset, chosen), batch_size=64, num_workers=workers,
-                                         collate_fn=_collate_raw, worker_init_fn=_ignore_ctrl_c if workers else None)
+                                         collate_fn=_collate_raw, worker_init_fn=_worker_init if workers else None)
     if not count:
         return torch.zeros(0, *dataset.shape, dtype=torch.uint8)
     try:
-        with ctrl_c_held():
+        with forking_workers():
             iterator = iter(loader)
         return torch.cat(list(iterator))
     except ArchError:

@@ -22,12 +22,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) system-deps
 
-# Graphviz's `dot` renders diagrams; Debian's package when it is missing.
+# Graphviz's `dot` renders diagrams; headless Chromium opens `archdsl inspect`'s report in
+# the tests. Debian's packages, each installed when its program is missing.
 system-deps:
 	@command -v dot >/dev/null 2>&1 || { \
 	  echo "installing graphviz (dot)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq graphviz >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (headless, for the report test)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null \
+	  || echo "could not install chromium: the test that opens the inspect report in a browser will be skipped"; }
 
 demo: install
 	@echo "== archdsl check: the zoo =="
@@ -47,6 +53,9 @@ demo: install
 	$(VENV)/bin/archdsl compile specs/lenet5.arch --target torch -o runs/demo-lenet5/lenet5.py
 	$(VENV)/bin/archdsl compile specs/lenet5.arch --target onnx --checkpoint runs/demo-lenet5/last.pt -o runs/demo-lenet5/lenet5.onnx
 	$(VENV)/bin/archdsl compile specs/lenet5.arch --target tvm --checkpoint runs/demo-lenet5/last.pt -o runs/demo-lenet5/tvm
+	@echo "== archdsl inspect: what the trained LeNet-5 sees =="
+	$(VENV)/bin/archdsl inspect specs/lenet5.arch runs/demo-lenet5/last.pt -o runs/demo-lenet5/inspect
+	$(VENV)/bin/archdsl embed specs/lenet5.arch runs/demo-lenet5/last.pt -o runs/demo-lenet5/features.npz --probe
 
 test: install
 	$(VENV)/bin/pytest -q

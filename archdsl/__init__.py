@@ -33,6 +33,6 @@ def load(path_or_text: str | os.PathLike, *, strict: bool = False, max_layers: i
     warnings = run_all(graph)
     if strict and warnings:
         raise ArchError(warnings[0].message, warnings[0].span)
-    graph.graph["outputs"] = name_outputs(graph)
+    graph.outputs = name_outputs(graph)
     name = spec.name[0] if spec.name else (path.stem if path is not None else "network")
     return Network(name, graph, spec, path, warnings)

@@ -19,6 +19,33 @@ class Symbol(str):
     """A bare word used as a value: `pad=same`, `mode=bilinear`."""
 
 
+class ShapeDependent:
+    """A value that depends on a tensor's shape (`in_channels`), where shapes are not known yet.
+
+    The layer budget counts a spec before any shape exists: it binds the shape names
+    to this, and arithmetic on it gives it back, so that block arguments still
+    evaluate; only a repetition count may not be one (see `expand.repeat_count`).
+    """
+
+    def _same(self, *_):
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _same
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _same
+    __neg__ = __abs__ = __ceil__ = __floor__ = __round__ = _same
+
+    def __gt__(self, other):  # never "too large": its real value is checked when shapes are known
+        return False
+
+    __lt__ = __ge__ = __le__ = __gt__
+
+    def __repr__(self) -> str:
+        return "a shape-dependent value"
+
+
+SHAPE_DEPENDENT = ShapeDependent()
+
+
 def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
     """The value of `expr`. With `strict`, every name must be a bound parameter."""
     if isinstance(expr, ast.Num):
@@ -47,6 +74,8 @@ def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
 
 
 def _number(value: Any, expr: ast.Expr) -> int | float:
+    if isinstance(value, ShapeDependent):
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecArgumentError(f"arithmetic needs numbers. Received: {value!r}", expr.span)
     return value
@@ -68,7 +97,7 @@ def _apply(expr: ast.BinOp, left, right):
         result = left % right
     else:
         result = left / right
-        if isinstance(left, int) and isinstance(right, int):
+        if isinstance(left, int) and isinstance(right, int) and not isinstance(left, bool):
             if left % right:
                 raise SpecArgumentError(
                     f"{left}/{right} is not a whole number; use // to round down. Received: {left} / {right}", expr.span

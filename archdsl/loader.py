@@ -157,7 +157,7 @@ def canonical_family(name: str, span: Span, statement: str) -> str:
     from .ops import REGISTRY
 
     cls = REGISTRY.get(name)
-    if cls is None or cls.hidden:
+    if cls is None:
         raise SpecNameError(
             f"`{statement} {name}` names no layer type{did_you_mean(name, spec_families()) or '.'}"
             f" Expected one of: {', '.join(spec_families())}. Received: {name}",
@@ -174,7 +174,7 @@ def build_graph(source: Source, path: Path | None, max_layers: int = MAX_LAYERS)
         loader.in_progress.append(path.resolve())
     ctx = loader.context(spec, path.resolve() if path is not None else None)
     count_layers(spec, ctx, max_layers)
-    graph = Expander(ctx).run()
+    graph = Expander(ctx, max_layers).run()
     return spec, graph
 
 

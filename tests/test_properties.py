@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 import archdsl
 from archdsl import ArchError
+from archdsl.budget import count_layers
+from archdsl.loader import Loader, load_source
+from archdsl.parser import parse
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 ZOO_TEXTS = {p.name: p.read_text() for p in sorted(SPECS.glob("*.arch"))}
@@ -43,6 +46,13 @@ def in_specs_dir():
     os.chdir(before)
 
 
+def budget(text: str) -> int:
+    """What the layer budget counted for `text` before it was expanded."""
+    source, _ = load_source(text)
+    spec = parse(source)
+    return count_layers(spec, Loader().context(spec, None), 10**12)
+
+
 def check(text: str) -> None:
     try:
         net = archdsl.load(text, max_layers=MAX_LAYERS)
@@ -51,7 +61,8 @@ def check(text: str) -> None:
         assert isinstance(message, str) and message
         assert "error: " in message
         return
-    # a spec that checks has a consistent analysis
+    # a spec that checks has a consistent analysis, and its budget was never below its size
+    assert budget(text) >= len(net.layers) - 1
     assert net.params >= 0 and net.macs >= 0
     assert list(net.outputs)
     for layer in net.layers:

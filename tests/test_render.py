@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 import archdsl
+from archdsl.ir import BlockKind
 from archdsl.cli import main
 from archdsl.render import RenderError, render, to_digraph
-from archdsl.render.collapse import PART_KINDS, build_view
+from archdsl.render.collapse import build_view
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = sorted((REPO / "specs").glob("*.arch"))
@@ -86,7 +87,7 @@ def expected_boxes(net, depth: int | None) -> int:
         return 1
     boxes = set()
     for layer in net.layers:
-        counted = [i for i in layer.scope if net.blocks[i].kind not in PART_KINDS]
+        counted = [i for i in layer.scope if not net.blocks[i].kind.is_part]
         boxes.add(counted[depth - 1] if len(counted) >= depth else layer.name)
     return len(boxes)
 
@@ -235,7 +236,7 @@ def test_se_pass_through_is_a_skip():
 def test_inception_branches_are_clusters_side_by_side():
     net = archdsl.load(INCEPTION_SE)
     view = build_view(net.layers, net.blocks)
-    branches = [c for c in view.clusters.values() if c.kind == "branch" and c.parent == "stage1.inception1"]
+    branches = [c for c in view.clusters.values() if c.kind is BlockKind.BRANCH and c.parent == "stage1.inception1"]
     assert len(branches) == 3
     # The branches are siblings in their inception's cluster, so dot lays them out side by side.
     assert view.contents["stage1.inception1"][:3] == [b.id for b in branches]
@@ -265,7 +266,7 @@ def test_depth_counts_block_levels_not_branches():
     assert list(second.clusters) == ["stage1", "stage2"]
     third = build_view(net.layers, net.blocks, depth=3)
     assert not any(b.collapsed for b in third.boxes.values())
-    assert sum(c.kind == "branch" for c in third.clusters.values()) == 6
+    assert sum(c.kind is BlockKind.BRANCH for c in third.clusters.values()) == 6
     assert build_view(net.layers, net.blocks, depth=9).boxes.keys() == build_view(net.layers, net.blocks).boxes.keys()
 
 
@@ -274,7 +275,7 @@ def test_collapsed_box_shows_name_output_shape_and_totals():
     source = dot_source(net, depth=1)
     block = net.blocks["basic2"]
     params = sum(layer.params for layer in net.layers if "basic2" in layer.scope)
-    assert "<b>basic(32, s=2)</b>" in source and block.kind == "residual"
+    assert "<b>basic(32, s=2)</b>" in source and block.kind is BlockKind.RESIDUAL
     assert "32x16x16" in source and f"{params / 1e3:.3g}k params" in source
 
 

@@ -328,7 +328,7 @@ def test_op_without_emitter_names_op_and_spec_line():
     with pytest.raises(ArchError) as info:
         from archdsl.backends.tvm.lower import lower
         lower(net)
-    assert "swizzle" in str(info.value) and "Swizzle" in str(info.value)
+    assert "swizzle" in str(info.value) and "op swizzle_test" in str(info.value) and "layer 'sw'" in str(info.value)
     assert str(info.value).startswith("demo.arch:2:1:")
 
 

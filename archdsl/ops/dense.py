@@ -9,8 +9,7 @@ import math
 from dataclasses import dataclass
 
 from ..shapes import Shape
-from .base import Call, Op, Window, register
-from .conv import _flag
+from .base import Call, Kind, Op, Option, Role, Trait, Weight, Window, flag, register
 
 
 @register
@@ -18,22 +17,27 @@ from .conv import _flag
 class FC(Op):
     family = "fc"
     aliases = ("linear",)
-    kind = "fc"
+    example = "fc-10"
+    doc = "fully connected; flattens a C×H×W input first"
+    options = (Option("bias", True, "true or false"),)
+    kind = Kind.FC
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     out_features: int
     bias: bool = True
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "FC":
         out = call.take_dimension("a number of units", "fc-4096")
-        bias = _flag(call.take_option("bias", True), "bias", call.text)
+        bias = flag(call.take_options(cls.options)["bias"], "bias", call.text)
         call.finish()
         return cls(out, bool(bias))
 
     def output_shape(self, inputs: tuple[Shape, ...]) -> Shape:
         return (self.out_features,)
 
-    def params(self, inputs: tuple[Shape, ...]) -> int:
-        return math.prod(inputs[0]) * self.out_features + (self.out_features if self.bias else 0)
+    def weights(self, inputs: tuple[Shape, ...]) -> dict[str, Weight]:
+        weight = {"weight": Weight((self.out_features, math.prod(inputs[0])), Role.DENSE)}
+        return {**weight, "bias": Weight((self.out_features,), Role.BIAS)} if self.bias else weight
 
     def macs(self, inputs: tuple[Shape, ...], output: Shape) -> int:
         return math.prod(inputs[0]) * self.out_features
@@ -52,7 +56,11 @@ class FC(Op):
 @dataclass(frozen=True)
 class Flatten(Op):
     family = "flatten"
-    kind = "reshape"
+    example = "flatten"
+    doc = "C×H×W → C·H·W"
+    kind = Kind.RESHAPE
+    # after a global pool (C×1×1 → C) the channels stay in order: heads are found through it
+    traits = frozenset({Trait.KEEPS_CHANNELS})
 
     def output_shape(self, inputs: tuple[Shape, ...]) -> Shape:
         return (math.prod(inputs[0]),)

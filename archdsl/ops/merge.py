@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import ShapeError
 from ..shapes import Shape, fmt_shape
-from .base import Op, register
+from .base import Kind, Op, Trait, register
 
 
 def _received(inputs: tuple[Shape, ...]) -> str:
@@ -19,7 +19,10 @@ def _received(inputs: tuple[Shape, ...]) -> str:
 @dataclass(frozen=True)
 class Add(Op):
     family = "add"
-    kind = "merge"
+    example = "-> a conv3-8 add(@a)"
+    doc = "element-wise sum of the current tensor and each @name"
+    kind = Kind.MERGE
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     min_inputs = 2
     max_inputs = None
 
@@ -36,7 +39,10 @@ class Concat(Op):
     """Concatenation on channels: spatial sizes must agree."""
 
     family = "concat"
-    kind = "merge"
+    example = "-> a conv3-8 concat(@a)"
+    doc = "concatenation on channels of the current tensor and each @name"
+    kind = Kind.MERGE
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     min_inputs = 2
     max_inputs = None
 
@@ -52,7 +58,7 @@ class Scale(Op):
     """x · s per channel: squeeze-and-excitation's last step (x: C×H×W, s: C)."""
 
     family = "scale"
-    kind = "merge"
+    kind = Kind.MERGE
     hidden = True
     min_inputs = 2
     max_inputs = 2
@@ -70,7 +76,7 @@ class Input(Op):
     """The network's input tensor."""
 
     family = "input"
-    kind = "input"
+    kind = Kind.INPUT
     hidden = True
     min_inputs = 0
     max_inputs = 0

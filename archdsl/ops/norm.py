@@ -3,15 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SpecArgumentError
 from ..shapes import Shape
-from .base import Call, Op, positive_int, register, spatial_rank
+from .base import Call, Kind, Op, Option, Role, Trait, Weight, number, positive_int, register, spatial_rank
 
 
-def _positive_number(value, name: str, family: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise SpecArgumentError(f"{family}: {name} must be a positive number. Received: {name}={value!r}")
-    return float(value)
+def _positive(value, name: str, family: str) -> float:
+    return number(value, name, family, low=0, low_open=True)
 
 
 @register
@@ -19,19 +16,29 @@ def _positive_number(value, name: str, family: str) -> float:
 class BatchNorm(Op):
     family = "bn"
     aliases = ("batchnorm",)
-    kind = "normalization"
+    example = "bn"
+    doc = "batch normalization: per channel, over the batch and the map"
+    options = (Option("eps", 1e-5, "added to the variance"), Option("momentum", 0.1, "of the running statistics"))
+    kind = Kind.NORMALIZATION
+    traits = frozenset({Trait.KEEPS_CHANNELS, Trait.CANCELS_BIAS, Trait.OUTPUT_OVERWRITABLE})
     eps: float = 1e-5
     momentum: float = 0.1
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "BatchNorm":
-        eps = _positive_number(call.take_option("eps", 1e-5), "eps", "bn")
-        momentum = _positive_number(call.take_option("momentum", 0.1), "momentum", "bn")
+        values = call.take_options(cls.options)
         call.finish()
-        return cls(eps, momentum)
+        return cls(_positive(values["eps"], "eps", "bn"), _positive(values["momentum"], "momentum", "bn"))
 
-    def params(self, inputs: tuple[Shape, ...]) -> int:
-        return 2 * inputs[0][0]  # scale and shift; running statistics are buffers, not parameters
+    def weights(self, inputs: tuple[Shape, ...]) -> dict[str, Weight]:
+        c = inputs[0][0]
+        return {
+            "weight": Weight((c,), Role.SCALE),
+            "bias": Weight((c,), Role.SHIFT),
+            "running_mean": Weight((c,), Role.RUNNING_MEAN, trainable=False),
+            "running_var": Weight((c,), Role.RUNNING_VAR, trainable=False),
+            "num_batches_tracked": Weight((), Role.STEP_COUNT, trainable=False, dtype="int64"),
+        }
 
 
 @register
@@ -43,7 +50,16 @@ class LRN(Op):
     """
 
     family = "lrn"
-    kind = "normalization"
+    example = "lrn"
+    doc = "local response normalization across channels (AlexNet)"
+    options = (
+        Option("size", 5, "channels in the window", position=0),
+        Option("alpha", 1e-4, "the scale (divided by size)"),
+        Option("beta", 0.75, "the exponent"),
+        Option("k", 2.0, "the additive constant"),
+    )
+    kind = Kind.NORMALIZATION
+    traits = frozenset({Trait.KEEPS_CHANNELS})
     size: int = 5
     alpha: float = 1e-4
     beta: float = 0.75
@@ -52,9 +68,7 @@ class LRN(Op):
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "LRN":
         spatial_rank(inputs[0], "lrn")
-        size = positive_int(call.take_option("size", 5, position=0), "size", call.span, "lrn")
-        alpha = _positive_number(call.take_option("alpha", 1e-4), "alpha", "lrn")
-        beta = _positive_number(call.take_option("beta", 0.75), "beta", "lrn")
-        k = _positive_number(call.take_option("k", 2.0), "k", "lrn")
+        values = call.take_options(cls.options)
         call.finish()
-        return cls(size, alpha, beta, k)
+        size = positive_int(values["size"], "size", call.span, "lrn")
+        return cls(size, *(_positive(values[n], n, "lrn") for n in ("alpha", "beta", "k")))

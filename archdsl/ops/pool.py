@@ -7,13 +7,21 @@ from typing import ClassVar
 
 from ..errors import SpecArgumentError
 from ..shapes import Shape, window_output_size
-from .base import Call, Op, Window, kernel_rank, per_dim, register, spatial_rank
-from .conv import _flag, _spatial_out, resolve_padding
+from .base import Call, Kind, Op, Option, Trait, Window, flag, kernel_rank, per_dim, register, spatial_rank
+from .conv import _spatial_out, resolve_padding
+
+POOL_OPTIONS = (
+    Option("pad", 0, "a number, same, or sizes like 1x3; at most half the window"),
+    Option("ceil", False, "round the output size up (Caffe's pooling)"),
+)
 
 
 @dataclass(frozen=True)
 class _Pool(Op):
-    kind = "pooling"
+    kind = Kind.POOLING
+    takes_kernel = True
+    traits = frozenset({Trait.KEEPS_CHANNELS})
+    options = POOL_OPTIONS
     default_kernel: ClassVar[int] = 2
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
@@ -21,18 +29,18 @@ class _Pool(Op):
     ceil_mode: bool = False
 
     @classmethod
-    def _common(cls, call: Call, inputs: tuple[Shape, ...]):
+    def _common(cls, call: Call, inputs: tuple[Shape, ...], values: dict):
         kernel = call.take_kernel(default=cls.default_kernel)
         rank = kernel_rank(kernel, inputs[0], cls.family, call.text)
         kernel = per_dim(kernel, rank, "kernel", call.text)
         stride = per_dim(call.take_stride(kernel), rank, "stride", call.text)
-        padding = resolve_padding(call.take_option("pad", 0), kernel, (1,) * rank, call.text)
+        padding = resolve_padding(values["pad"], kernel, (1,) * rank, call.text)
         if any(2 * p > k for p, k in zip(padding, kernel)):
             raise SpecArgumentError(
                 f"{call.text}: padding may be at most half the window. Received: pad={padding}, kernel={kernel}",
                 call.span,
             )
-        ceil = bool(_flag(call.take_option("ceil", False), "ceil", call.text))
+        ceil = bool(flag(values["ceil"], "ceil", call.text))
         return kernel, stride, padding, ceil
 
     def output_shape(self, inputs: tuple[Shape, ...]) -> Shape:
@@ -54,10 +62,12 @@ class _Pool(Op):
 @dataclass(frozen=True)
 class MaxPool(_Pool):
     family = "maxpool"
+    example = "maxpool3/2(pad=1)"
+    doc = "max over each window; 2×2, stride 2 by default"
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "MaxPool":
-        args = cls._common(call, inputs)
+        args = cls._common(call, inputs, call.take_options(cls.options))
         call.finish()
         return cls(*args)
 
@@ -66,12 +76,16 @@ class MaxPool(_Pool):
 @dataclass(frozen=True)
 class AvgPool(_Pool):
     family = "avgpool"
+    example = "avgpool2/2"
+    doc = "mean over each window; 2×2, stride 2 by default"
+    options = POOL_OPTIONS + (Option("count_include_pad", True, "padding counts in the mean"),)
     count_include_pad: bool = True
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "AvgPool":
-        args = cls._common(call, inputs)
-        include = _flag(call.take_option("count_include_pad", True), "count_include_pad", call.text)
+        values = call.take_options(cls.options)
+        args = cls._common(call, inputs, values)
+        include = flag(values["count_include_pad"], "count_include_pad", call.text)
         call.finish()
         return cls(*args, count_include_pad=bool(include))
 
@@ -82,7 +96,10 @@ class GlobalAvgPool(Op):
     """Average over every spatial position: C×H×W → C×1×1."""
 
     family = "gap"
-    kind = "pooling"
+    example = "gap"
+    doc = "global average pooling: C×H×W → C×1×1"
+    kind = Kind.POOLING
+    traits = frozenset({Trait.KEEPS_CHANNELS})
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "GlobalAvgPool":

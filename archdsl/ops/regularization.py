@@ -3,22 +3,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SpecArgumentError
 from ..shapes import Shape
-from .base import Call, Op, register
+from .base import Call, Kind, Op, Option, Trait, number, register
 
 
 @register
 @dataclass(frozen=True)
 class Dropout(Op):
     family = "dropout"
-    kind = "regularization"
+    example = "dropout(0.5)"
+    doc = "zeroes each element with probability p while training; the identity at inference"
+    options = (Option("p", 0.5, "the probability of dropping an element, in [0, 1)", position=0),)
+    kind = Kind.REGULARIZATION
+    traits = frozenset({Trait.ELEMENTWISE, Trait.KEEPS_CHANNELS})
     p: float = 0.5
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Dropout":
-        p = call.take_option("p", 0.5, position=0)
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise SpecArgumentError(f"dropout: p must be a probability in [0, 1). Received: p={p!r}", call.span)
+        p = number(call.take_options(cls.options)["p"], "p", "dropout", low=0, high=1, high_open=True, span=call.span)
         call.finish()
-        return cls(float(p))
+        return cls(p)

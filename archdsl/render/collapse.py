@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..ir import BlockInstance, Layer
+from ..ops import Kind
 
-PART_KINDS = frozenset({"branch", "shortcut"})
 WHOLE_NETWORK = "network"  # the one box at depth 0 (no other node can then clash with its name)
 
 
@@ -55,7 +55,7 @@ class View:
 
 def levels(blocks: dict[str, BlockInstance], scope: tuple[str, ...]) -> list[str]:
     """The block instances of a scope that count as levels (parts of composites do not)."""
-    return [i for i in scope if blocks[i].kind not in PART_KINDS]
+    return [i for i in scope if not blocks[i].kind.is_part]
 
 
 def owner(layer: Layer, blocks: dict[str, BlockInstance], depth: int | None) -> str | None:
@@ -70,16 +70,15 @@ def owner(layer: Layer, blocks: dict[str, BlockInstance], depth: int | None) -> 
 
 def is_skip(tail: Layer, head: Layer, blocks: dict[str, BlockInstance]) -> bool:
     """Whether an edge into a merge is the path that bypasses the rest: drawn dashed, around it."""
-    if head.op.kind != "merge":
+    if head.op.kind is not Kind.MERGE:
         return False
-    index = head.inputs.index(tail.name)
     if not head.inserted:  # add(@x), concat(@e1) as written: the first input is the main path
-        return index > 0
-    if head.op.family == "scale":  # se<r> computes x · s(x): x passes through
-        return index == 0
-    if head.op.family == "add":  # residual<…> adds (body, shortcut); a projection is drawn in its own cluster
-        return index == 1 and f"{head.scope[-1]}.shortcut" not in tail.scope
-    return False  # an inception's concat joins branches that are all drawn
+        return head.inputs.index(tail.name) > 0
+    # A composite's merge: its block's input, passed through untouched (a residual's identity,
+    # SE's x), runs around the body. A projection is drawn in its own cluster, and an
+    # inception's concat joins branches that are all drawn.
+    block = blocks.get(head.scope[-1]) if head.scope else None
+    return block is not None and block.merge == head.name and tail.name == block.skip == block.entry
 
 
 def build_view(layers: list[Layer], blocks: dict[str, BlockInstance], depth: int | None = None) -> View:

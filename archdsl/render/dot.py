@@ -17,7 +17,7 @@ def to_digraph(net: Network, view: View, rankdir: str = "TB") -> graphviz.Digrap
     output_names: dict[str, list[str]] = {}
     for name, node in net.output_nodes.items():
         output_names.setdefault(node, []).append(name)
-    tensor_names = net.graph.graph.get("tensor_names", {})
+    tensor_names = net.graph.tensor_names
 
     kinds = {style.COLLAPSED if box.collapsed else box.layers[0].op.kind for box in view.boxes.values()}
     legend = style.legend_html(kinds)
@@ -51,9 +51,8 @@ def to_digraph(net: Network, view: View, rankdir: str = "TB") -> graphviz.Digrap
                 add_node(g, view.boxes[item])
                 continue
             block = view.clusters[item]
-            attrs = {**style.CLUSTER_COMMON, **style.CLUSTER_ATTRS.get(block.kind, style.CLUSTER_ATTRS["block"])}
-            inserted = all(view.boxes[i].layers[0].inserted for i in view.contents[item] if i in view.boxes)
-            attrs.setdefault("label", labels.cluster_label(block, inserted))
+            attrs = {**style.CLUSTER_COMMON, **style.CLUSTER_ATTRS[block.kind]}
+            attrs.setdefault("label", labels.cluster_label(block))
             # Graphviz draws a subgraph as a box only when its name starts with "cluster".
             with g.subgraph(name=f"cluster_{item}", graph_attr=attrs) as sub:
                 fill(sub, item)

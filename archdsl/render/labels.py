@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from html import escape
 
-from ..ir import BlockInstance, Layer
+from ..ir import BlockInstance, BlockKind, Layer
+from ..ops import Kind
 from ..shapes import fmt_shape
 from .collapse import Box
 
@@ -65,8 +66,7 @@ def written(block: BlockInstance) -> str:
     An inline `inception< … >` is its whole text, which its cluster already shows.
     """
     span = block.span
-    user_block = block.kind == "block" or block.name != block.kind
-    if user_block and span is not None and span.line == span.end_line:
+    if block.user and span is not None and span.line == span.end_line:
         text = " ".join(span.source.line(span.line)[span.col - 1 : span.end_col - 1].split())
         if text:
             return text if len(text) <= MAX_WRITTEN else text[: MAX_WRITTEN - 1] + "…"
@@ -76,15 +76,15 @@ def written(block: BlockInstance) -> str:
 def block_title(block: BlockInstance) -> str:
     """`bottleneck(128, 2)`, with the composite it is (`residual`) when a user block names one."""
     title = f"<b>{escape(written(block))}</b>"
-    if block.kind != "block" and block.name != block.kind:
-        title += " " + SMALL.format(escape(block.kind))
+    if block.user and block.kind is not BlockKind.BLOCK:
+        title += " " + SMALL.format(escape(block.kind.value))
     return title
 
 
 def totals(layers: tuple[Layer, ...]) -> str:
     params = sum(layer.params for layer in layers)
     macs = sum(layer.macs for layer in layers)
-    count = sum(1 for layer in layers if layer.op.kind != "input")
+    count = sum(1 for layer in layers if layer.op.kind is not Kind.INPUT)
     return f"{count} layers · {compact(params)} params · {compact(macs)} MACs"
 
 
@@ -96,10 +96,10 @@ def box_label(box: Box, shapes: list[str], outputs: list[str], network_name: str
     return html(lines)
 
 
-def cluster_label(block: BlockInstance, inserted: bool) -> str:
+def cluster_label(block: BlockInstance) -> str:
     """A block's call as written; a residual's shortcut says whether archdsl inserted the projection."""
-    if block.kind == "shortcut":
-        return html([SMALL.format("<i>projection shortcut</i>" if inserted else "<i>shortcut</i>")])
+    if block.kind is BlockKind.SHORTCUT:
+        return html([SMALL.format("<i>projection shortcut</i>" if block.inserted else "<i>shortcut</i>")])
     return html([block_title(block)])
 
 

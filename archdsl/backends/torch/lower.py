@@ -11,14 +11,16 @@ To support a new op, add an emitter here (and to `backends/tvm/lower.py`).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 from ...errors import ArchError
 from ...ir import Layer
+from ...formula import evaluate as evaluate_formula, parse as parse_formula
 from ...ops import (
-    FC, GELU, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Dropout, Flatten, GlobalAvgPool,
-    LeakyReLU, MaxPool, Op, ReLU, Scale, Sigmoid, Softmax, Tanh, Upsample,
+    FC, LRN, Activation, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Dropout, Flatten, GlobalAvgPool,
+    MaxPool, Op, ReLU, Scale, Softmax, Upsample,
 )
 from ...shapes import Shape
 from .ctor import Ctor, ctor
@@ -122,12 +124,36 @@ def emit_relu(op: ReLU, ctx: EmitContext) -> Emitted:
     return Emitted(ctor("ReLU", inplace=ctx.may_overwrite_input, defaults={"inplace": False}), CALL)
 
 
-def emit_leaky_relu(op: LeakyReLU, ctx: EmitContext) -> Emitted:
-    return Emitted(ctor("LeakyReLU", op.negative_slope, defaults={}), CALL)
+class SourcePrimitives:
+    """`archdsl.formula`'s primitives as PyTorch source text, for activations torch.nn lacks."""
+
+    def const(self, value: float) -> str:
+        return repr(value)
+
+    def neg(self, a: str) -> str:
+        return f"(-{a})"
 
 
-def _plain(cls: str, **kwargs) -> Emitter:
-    return lambda op, ctx: Emitted(Ctor(cls, (), tuple(kwargs.items())), CALL)
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "gt": ">", "lt": "<", "ge": ">=", "le": "<="}
+_CALLS = {name: f"torch.{name}" for name in ("exp", "log", "tanh", "sigmoid", "erf", "sqrt", "abs", "where")}
+_CALLS.update(softplus="torch.nn.functional.softplus", clip="torch.clamp")
+for _name, _symbol in _INFIX.items():
+    setattr(SourcePrimitives, _name, lambda self, a, b, s=_symbol: f"({a} {s} {b})")
+for _name, _function in _CALLS.items():
+    setattr(SourcePrimitives, _name, lambda self, *args, f=_function: f"{f}({', '.join(args)})")
+
+
+TORCH_SOURCE = SourcePrimitives()
+
+
+def emit_activation(op: Activation, ctx: EmitContext) -> Emitted:
+    """Any element-wise activation: its torch.nn module, with the op's fields as arguments
+    (those at their defaults left out), or else its formula written out in `forward`."""
+    fields = {f.name: getattr(op, f.name) for f in dataclasses.fields(op)}
+    if op.torch_module is not None:
+        defaults = {f.name: f.default for f in dataclasses.fields(op)}
+        return Emitted(ctor(op.torch_module, **fields, defaults=defaults), CALL)
+    return Emitted(None, evaluate_formula(parse_formula(op.formula), "{0}", fields, TORCH_SOURCE))
 
 
 def emit_dropout(op: Dropout, ctx: EmitContext) -> Emitted:
@@ -163,12 +189,9 @@ LOWERING: dict[type[Op], Emitter] = {
     Flatten: emit_flatten,
     BatchNorm: emit_batchnorm,
     LRN: emit_lrn,
+    Activation: emit_activation,
     ReLU: emit_relu,
-    Sigmoid: _plain("Sigmoid"),
-    Tanh: _plain("Tanh"),
-    GELU: _plain("GELU"),
-    LeakyReLU: emit_leaky_relu,
-    Softmax: _plain("Softmax", dim=1),
+    Softmax: lambda op, ctx: Emitted(Ctor("Softmax", (), (("dim", 1),)), CALL),
     Dropout: emit_dropout,
     Upsample: emit_upsample,
     Add: emit_add,
@@ -176,13 +199,13 @@ LOWERING: dict[type[Op], Emitter] = {
     Scale: emit_scale,
 }
 
-# Producers whose output autograd does not keep for the backward pass: a consumer may
-# overwrite it in place (sigmoid, tanh and softmax keep theirs, so they are not here).
-OVERWRITABLE: tuple[type[Op], ...] = (Conv, Deconv, BatchNorm, FC, Add, Concat)
+def find_emitter(op_class: type[Op]) -> Emitter | None:
+    """The emitter of an op class, or of the nearest base class that has one (`Activation`)."""
+    return next((LOWERING[c] for c in op_class.__mro__ if c in LOWERING), None)
 
 
 def emit(layer: Layer, inputs: tuple[Shape, ...], may_overwrite_input: bool) -> Emitted:
-    emitter = LOWERING.get(type(layer.op))
+    emitter = find_emitter(type(layer.op))
     if emitter is None:
         raise ArchError(
             f"the PyTorch backend has no lowering for '{layer.op.family}' (layer '{layer.name}');"
@@ -192,4 +215,4 @@ def emit(layer: Layer, inputs: tuple[Shape, ...], may_overwrite_input: bool) -> 
     return emitter(layer.op, EmitContext(inputs, may_overwrite_input))
 
 
-__all__ = ["LOWERING", "OVERWRITABLE", "Emitted", "EmitContext", "emit"]
+__all__ = ["LOWERING", "Emitted", "EmitContext", "emit", "find_emitter"]

@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass
 
 from ...errors import ArchError
-from ...ir import Layer
+from ...ir import BlockInstance, BlockKind, Layer
 from ...naming import flat_module_name
-from ...ops import Add, Concat, Input, Scale
+from ...ops import Input, Trait
 from ...shapes import Shape
 from .ctor import Ctor
-from .lower import OVERWRITABLE, emit
+from .lower import emit
 
 # Names a generated variable or submodule must not take: the generated module's own
 # globals and the attributes every nn.Module has.
@@ -80,33 +80,26 @@ def _identifier(name: str) -> str:
     return name
 
 
-_MERGES = {"residual": (Add, "add"), "inception": (Concat, "concat"), "se": (Scale, "scale")}
+# The variable a composite's body computes into, as torchvision writes it.
+_BODY_VARIABLES = {BlockKind.RESIDUAL: "out", BlockKind.SE: "s", BlockKind.SHORTCUT: "shortcut"}
 
 
-def _past_merge(layer: Layer, instance: str, kind: str, index: dict[str, int]) -> bool:
+def _past_merge(layer: Layer, block: BlockInstance, index: dict[str, int]) -> bool:
     """Whether `layer` is a composite's closing merge (add, concat, scale) or comes after it
     in the same scope: its output belongs to the enclosing chain, not to the composite's body."""
-    merge = _MERGES.get(kind)
-    if merge is None:
-        return False
-    node = f"{instance}.{merge[1]}"
-    return node in index and index[layer.name] >= index[node]
+    return block.merge is not None and block.merge in index and index[layer.name] >= index[block.merge]
 
 
 def preferred_name(net, layer: Layer, index: dict[str, int]) -> str:
     blocks = net.blocks
     for instance in reversed(layer.scope):
         block = blocks[instance]
-        if _past_merge(layer, instance, block.kind, index):
+        if _past_merge(layer, block, index):
             continue
-        if block.kind == "branch":
+        if block.kind is BlockKind.BRANCH:
             return block.name  # b1, b2, …
-        if block.kind == "shortcut":
-            return "shortcut"
-        if block.kind == "residual":
-            return "out"
-        if block.kind == "se":
-            return "s"
+        if block.kind in _BODY_VARIABLES:
+            return _BODY_VARIABLES[block.kind]
     return "x"
 
 
@@ -123,7 +116,7 @@ def build_plan(net) -> Plan:
         for layer in layers
     }
     preferred = [preferred_name(net, layer, index) for layer in layers]
-    tensor_names = graph.graph.get("tensor_names", {})
+    tensor_names = graph.tensor_names
 
     _check_module_names(net)
     variable: dict[str, str] = {}
@@ -151,7 +144,7 @@ def build_plan(net) -> Plan:
         if isinstance(layer.op, Input):
             continue
         steps.append(_step(net, layer, i, variable, last_use))
-    input_node = graph.graph["input"]
+    input_node = graph.input
     return Plan(
         class_name=class_name(net.name),
         network=net.name,
@@ -170,7 +163,7 @@ def _step(net, layer: Layer, i: int, variable: dict[str, str], last_use: dict[st
         len(layer.inputs) == 1
         and graph.out_degree(source) == 1  # no other consumer saved it for the backward pass
         and last_use[source] == i
-        and isinstance(net.layer(source).op, OVERWRITABLE)
+        and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE)
     )
     emitted = emit(layer, shapes, may_overwrite)
     attr = net.module_path(layer.name) if emitted.module is not None else None

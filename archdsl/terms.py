@@ -1,0 +1,228 @@
+"""The plain terms of a spec — a layer, a block call, `[ … ]`, `* n`, `@name`, `-> name` — each with
+its expansion and its count side by side, as `composites` has them for `inception`, `residual`, `se`.
+
+`expand(term, ex, current, scope, in_after)` adds the term's layers to the expander's
+graph after the tensor `current` and returns the tensor it ends on; `count(term,
+counter, env, ctx, in_after)` says, from the syntax alone, how many layers that is
+at most. `TERMS` maps each AST class to its rule; `expand.Expander` and
+`budget.LayerCounter` only dispatch.
+"""
+from __future__ import annotations
+
+from . import ast
+from .composites import COMPOSITES
+from .errors import ArchError, ExpansionError
+from .ir import BlockKind
+
+
+class Layer:
+    """`conv3-64`: one layer, then the file's `after` for its family; or a call of a block."""
+
+    def count(self, term: ast.Layer, counter, env, ctx, in_after) -> int:
+        if term.name in ctx.blocks:
+            return BLOCK_CALL.count(term, counter, env, ctx, in_after)
+        from .expand import resolve_family
+
+        cls = resolve_family(term.name)[0]
+        after = ctx.afters.get(cls.family) if cls is not None else None
+        return 1 + (counter.term(after.term, {}, ctx, True) if after and not in_after else 0)
+
+    def expand(self, term: ast.Layer, ex, current, scope, in_after) -> str:
+        if term.name in scope.ctx.blocks:
+            return BLOCK_CALL.expand(term, ex, current, scope, in_after)
+        from .expand import arity_error, resolve_family, unknown_layer
+
+        cls, kernel = resolve_family(term.name)
+        if cls is None:
+            raise unknown_layer(term, scope.ctx)
+        call, refs = ex.build_call(term, cls, kernel, scope)
+        inputs = (current, *(ex.lookup(name, span, scope) for name, span in refs))
+        if len(inputs) < cls.min_inputs or (cls.max_inputs is not None and len(inputs) > cls.max_inputs):
+            raise arity_error(cls, len(inputs), term)
+        try:
+            op = cls.from_call(call, tuple(ex.shape(i) for i in inputs))
+        except ArchError as err:
+            raise err.with_span(term.span) from None
+        node = ex.add(scope, op, inputs, term.span, term.text)
+        after = scope.ctx.afters.get(cls.family)
+        if after is not None and not in_after and call.follow_defaults:
+            node = ex.term(after.term, node, scope, in_after=True)
+        return node
+
+
+class BlockCall:
+    """`bottleneck(128, s=2)`: the block's body, inlined under a new instance (`bottleneck3.conv1`).
+
+    A block built around one composite (`residual<…> relu`) *is* that composite: its
+    layers are named `bottleneck3.conv1`, not `bottleneck3.residual1.conv1`.
+    """
+
+    def count(self, term: ast.Layer, counter, env, ctx, in_after) -> int:
+        from .evaluate import SHAPE_DEPENDENT
+        from .expand import bind_arguments, shape_names
+
+        block, block_ctx = ctx.blocks[term.name]
+        if not self.count_depends_on_arguments(block, block_ctx, counter):
+            bound, key = {}, (id(block),)  # every call of it counts alike: count it once
+        else:
+            bound = bind_arguments(block, term, env, shape_names(None, SHAPE_DEPENDENT))
+            key = (id(block), tuple(sorted((k, repr(v)) for k, v in bound.items())))
+        if key in counter.memo:
+            return counter.memo[key]
+        counter.enter_block(block.name, term)
+        try:
+            count = counter.term(block.body, bound, block_ctx)
+        finally:
+            counter.stack.pop()
+        count = max(count, 1)  # a call is a step of expansion even where it adds no layer
+        counter.memo[key] = counter.within_limit(count, term)
+        return count
+
+    def count_depends_on_arguments(self, block: ast.BlockDef, ctx, counter, depth: int = 0) -> bool:
+        """Whether a block's layer count can change with its arguments: only through a repetition
+        count that reads a name, in its body or in a block it calls. Blocks whose count cannot
+        are counted once, however many distinct arguments they are called with."""
+        from .expand import MAX_NESTING
+
+        key = ("depends", id(block))
+        if depth > MAX_NESTING:  # too deep to tell here: the walk itself refuses such a chain
+            return True
+        if key not in counter.memo:
+            counter.memo[key] = True  # while looking (a recursive block is refused by the walk)
+            counter.memo[key] = any(self._reads_a_name(t, ctx, counter, depth) for t in _walk(block.body))
+        return counter.memo[key]
+
+    def _reads_a_name(self, term, ctx, counter, depth: int) -> bool:
+        if isinstance(term, ast.Repeat):
+            return any(isinstance(e, ast.Var) for e in _expressions(term.count))
+        if isinstance(term, ast.Layer) and term.name in ctx.blocks:
+            callee, callee_ctx = ctx.blocks[term.name]
+            return self.count_depends_on_arguments(callee, callee_ctx, counter, depth + 1)
+        return False
+
+    def expand(self, term: ast.Layer, ex, current, scope, in_after) -> str:
+        from .expand import bind_arguments, shape_names
+
+        block, ctx = scope.ctx.blocks[term.name]
+        env = bind_arguments(block, term, scope.env, shape_names(ex.shape(current)))
+        ex.enter_block(block.name, term)
+        try:
+            terms = block.body.terms if isinstance(block.body, ast.Group) else (block.body,)
+            composites = [t for t in terms if type(t) in COMPOSITES]
+            composite = COMPOSITES[type(composites[0])] if len(composites) == 1 else None
+            kind = composite.kind if composite else BlockKind.BLOCK
+            instance = ex.new_instance(scope, kind, block.name, term.span, entry=current, user=True)
+            inner = scope.child(instance, share_names=False, env=env, ctx=ctx)
+            for t in terms:
+                if composite is not None and t is composites[0]:
+                    current = composite.expand(t, ex, current, inner, instance)
+                else:
+                    current = ex.term(t, current, inner)
+            return current
+        finally:
+            ex.block_stack.pop()
+
+
+class Group:
+    """`[ … ]`: its terms in order."""
+
+    def count(self, term: ast.Group, counter, env, ctx, in_after) -> int:
+        return counter.seq(term.terms, env, ctx, in_after)
+
+    def expand(self, term: ast.Group, ex, current, scope, in_after) -> str:
+        return ex.seq(term.terms, current, scope, in_after)
+
+
+class Repeat:
+    """`term * n`: the term n times in a row; `* 0` is nothing at all."""
+
+    def count(self, term: ast.Repeat, counter, env, ctx, in_after) -> int:
+        from .expand import repeat_count
+
+        n = repeat_count(term, env)
+        if n == 0:
+            return 0
+        inner = max(counter.term(term.term, env, ctx, in_after), 1)  # each copy is a step, even an empty one
+        total = n * inner
+        if total > counter.limit:
+            raise ExpansionError(
+                f"this expands to {total:,} layers; archdsl builds at most {counter.limit:,}."
+                f" Received: {n:,} × {inner:,} layers",
+                term.span,
+            )
+        return total
+
+    def expand(self, term: ast.Repeat, ex, current, scope, in_after) -> str:
+        from .expand import repeat_count
+
+        for _ in range(repeat_count(term, scope.env)):
+            current = ex.term(term.term, current, scope, in_after)
+        return current
+
+
+class Ref:
+    """`@name`: continue from a named tensor. It adds no layer, but counts as one step of
+    expansion, so that a spec of nothing but names called 2^40 times is refused too."""
+
+    def count(self, term, counter, env, ctx, in_after) -> int:
+        return 1
+
+    def expand(self, term: ast.Ref, ex, current, scope, in_after) -> str:
+        return ex.lookup(term.name, term.span, scope)
+
+
+class NameAs:
+    """`-> name`: name the current tensor (one step of expansion, as `@name`)."""
+
+    def count(self, term, counter, env, ctx, in_after) -> int:
+        return 1
+
+    def expand(self, term: ast.NameAs, ex, current, scope, in_after) -> str:
+        return ex.name_tensor(term, current, scope)
+
+
+class CompositeTerm:
+    """An inline `inception<…>`, `residual<…>` or `se<r>`: a new block instance around the composite."""
+
+    def count(self, term, counter, env, ctx, in_after) -> int:
+        return COMPOSITES[type(term)].count(term, counter, env, ctx)
+
+    def expand(self, term, ex, current, scope, in_after) -> str:
+        composite = COMPOSITES[type(term)]
+        instance = ex.new_instance(scope, composite.kind, composite.keyword, term.span, entry=current)
+        return composite.expand(term, ex, current, scope.child(instance, share_names=True), instance)
+
+
+def _walk(term):
+    """Every term inside `term`, itself included (through groups, repetitions and composites)."""
+    yield term
+    if isinstance(term, ast.Group):
+        children = term.terms
+    elif isinstance(term, ast.Repeat):
+        children = (term.term,)
+    elif isinstance(term, ast.Inception):
+        children = [t for branch in term.branches for t in branch.terms]
+    elif isinstance(term, ast.Residual):
+        children = [*term.body.terms, *(term.shortcut.terms if term.shortcut else ())]
+    else:
+        children = ()
+    for child in children:
+        yield from _walk(child)
+
+
+def _expressions(expr):
+    yield expr
+    for child in (getattr(expr, "left", None), getattr(expr, "right", None), getattr(expr, "operand", None)):
+        if child is not None:
+            yield from _expressions(child)
+
+
+BLOCK_CALL = BlockCall()
+TERMS = {
+    ast.Layer: Layer(),
+    ast.Group: Group(),
+    ast.Repeat: Repeat(),
+    ast.Ref: Ref(),
+    ast.NameAs: NameAs(),
+    **{kind: CompositeTerm() for kind in COMPOSITES},
+}

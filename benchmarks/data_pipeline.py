@@ -139,7 +139,7 @@ def throughput(spec: Path, folder: Path, rounds: int, workers: int) -> list[tupl
             optimizer = optim.make_optimizer(model.parameters(), config)
             loader = _Waits(data.loader("train", BATCH, True, epoch_generator(0, round_), augment,
                                         workers=loader_workers))
-            start, cpu = time.perf_counter(), time.process_time()
+            start = time.perf_counter()
             tally = run_epoch(model, loader, make_loss(config, names), names, placement, optimizer)
             wall = time.perf_counter() - start
             measured[kind] = tally.count / wall

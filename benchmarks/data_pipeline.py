@@ -124,8 +124,8 @@ def throughput(spec: Path, folder: Path, rounds: int, workers: int) -> list[tupl
     # The same training images, decoded once into uint8 tensors at the input size (what the old path held).
     dataset = streamed._dataset("train")
     images = torch.stack([dataset.raw(i) for i in range(len(dataset))])
-    memory = DataSplits(Split(images, torch.from_numpy(streamed.train.labels)), Split(images[:0], images[:0, 0, 0, 0].long()),
-                        Split(images[:0], images[:0, 0, 0, 0].long()), streamed.info)
+    empty = Split(images[:0], torch.zeros(0, dtype=torch.long))
+    memory = DataSplits(Split(images, torch.from_numpy(streamed.train.labels)), empty, empty, streamed.info)
     placement = place("cpu")
     torch.set_num_threads(cpu_threads(net.macs * BATCH))
     augment = _augmentations(config)

@@ -320,6 +320,8 @@ class DataSplits:
     test: Split
     info: DatasetInfo
 
+    streamed = False  # decoded into memory (see stream.StreamSplits for the other kind)
+
     def to(self, device: torch.device | str) -> "DataSplits":
         """The splits moved to `device`: on a GPU, batches are then cut and augmented there."""
         return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device), self.info)

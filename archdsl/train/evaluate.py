@@ -53,7 +53,7 @@ class Evaluation:
 
 def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = EvalOptions()) -> Evaluation:
     from archdsl.train import tta
-    from archdsl.train.loop import load_data, loader_workers, stats_workers
+    from archdsl.train.loop import load_data, loader_workers, streaming_workers
 
     if options.tta not in tta.KINDS:
         raise ArchError(f"unknown test-time augmentation '{options.tta}'; expected one of {', '.join(tta.KINDS)}")
@@ -65,7 +65,7 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
     if options.tta == "10crop" and len(net.input_shape) != 3:
         raise ArchError(f"--tta 10crop cuts crops of images; the input {tuple(net.input_shape)} is not (C, H, W)")
     data = load_data(net, config, tta.load_size(options.tta, net.input_shape), options.skip_bad_images,
-                     stats_workers(options.workers))
+                     streaming_workers(options.workers))
     if not len(data.split(options.split)):
         raise ArchError(f"dataset '{config.dataset}' has no {options.split} images; choose another --split")
     classes = heads_mod.trained_head_size(net, payload)

@@ -98,27 +98,23 @@ def load_data(net: Network, config: TrainConfig, input_shape: tuple[int, ...] | 
         raise err.with_span(config.span("dataset"))
 
 
+def streaming_workers(requested: int | None) -> int:
+    """Loader processes for a streamed folder: `requested`, else one per core (at most 8)."""
+    from archdsl.train.datasets.stream import default_workers
+
+    return default_workers() if requested is None else requested
+
+
 def loader_workers(data, requested: int | None) -> int:
-    """Loader processes: none for data in memory; for streamed folders `requested`, else one per core (at most 8)."""
-    if not hasattr(data, "folder"):
-        return 0
-    from archdsl.train.datasets.stream import default_workers
-
-    return default_workers() if requested is None else requested
-
-
-def stats_workers(requested: int | None) -> int:
-    """Loader processes for the normalisation sample of a streamed folder (unused for data in memory)."""
-    from archdsl.train.datasets.stream import default_workers
-
-    return default_workers() if requested is None else requested
+    """Loader processes for `data`'s batches: none for data in memory."""
+    return streaming_workers(requested) if data.streamed else 0
 
 
 def describe_folder(data, log: Callable[[str], None]) -> None:
     """What a streamed folder's listing found that the user should know: files left out, ignored, resized."""
-    folder = getattr(data, "folder", None)
-    if folder is None:
+    if not data.streamed:
         return
+    folder = data.folder
     from archdsl.train.datasets.stream import describe_skipped
 
     if folder.skipped:
@@ -303,7 +299,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
     log = options.log if ctx.is_main else (lambda *_: None)
     resume = ckpt.load(options.resume / "last.pt", "cpu") if options.resume else None
     ckpt.seed_everything(config.seed)
-    data = load_data(net, config, skip_bad=options.skip_bad_images, workers=stats_workers(options.workers))
+    data = load_data(net, config, skip_bad=options.skip_bad_images, workers=streaming_workers(options.workers))
     workers = loader_workers(data, options.workers)
     pin = place_.device.type == "cuda"
     classes = class_count(net, config, data.info.num_classes, config.dataset)
@@ -389,7 +385,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
         log(f"data: {len(data.train)} train / {len(data.val)} val / {len(data.test)} test images, "
             f"{data.info.num_classes} classes, resized to {'x'.join(map(str, data.info.input_shape))}"
             + (f", streamed from disk by {workers} loader process{'es' if workers != 1 else ''}" if workers else
-               ", streamed from disk in this process" if hasattr(data, "folder") else ""))
+               ", streamed from disk in this process" if data.streamed else ""))
         describe_folder(data, log)
         if options.tensorboard:
             from archdsl.report import table
@@ -509,7 +505,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
         summary = {"test_top1": test_top1, "test_top5": test_top5, "epochs": finished, "best_val_top1": best,
                    "best_epoch": best_epoch, "wall_s": round(wall, 3), "params": sum(p.numel() for p in bare.parameters()),
                    "device": place_.describe(), "world_size": ctx.world_size}
-        if skipped or getattr(getattr(data, "folder", None), "skipped", ()):
+        if skipped or (data.streamed and data.folder.skipped):
             summary["skipped_images"] = len(set(skipped)) + len(data.folder.skipped)
         rundir.write_json(summary, run_dir / "summary.json")
         if test_top1 is not None:

@@ -246,6 +246,8 @@ class StreamSplits:
     info: DatasetInfo
     folder: ImageFolder
 
+    streamed = True  # read from disk batch by batch (data.DataSplits: decoded into memory)
+
     def split(self, name: str) -> FolderSplit:
         from archdsl.train.data import SPLITS
 

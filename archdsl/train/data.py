@@ -263,6 +263,8 @@ class BatchLoader:
     world_size: int = 1
     drop_last: bool = False
 
+    skipped = ()  # images in memory were all decoded: none is ever skipped (see stream.StreamLoader)
+
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")

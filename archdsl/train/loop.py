@@ -366,9 +366,9 @@ def _train(net, config, options, ctx, place_, started) -> Result:
 
     run_dir = options.resume or options.out or rundir.new_run_dir(net.name)
     spec_file = Path(net.path).name if net.path else f"{net.name}.arch"
-    steps_per_epoch = len(data.loader("train", config.batch_size, shuffle=True, generator=epoch_generator(config.seed, 0),
-                                      rank=ctx.rank, world_size=ctx.world_size,
-                                      drop_last=_lone_last_batch(len(data.train), config, ctx)))
+    steps_per_epoch = len(data.loader("train", config.batch_size, shuffle=True,
+                                      generator=epoch_generator(config.seed, 0), rank=ctx.rank,
+                                      world_size=ctx.world_size, drop_last=_lone_last_batch(len(data.train), config, ctx)))
     board = None
     if ctx.is_main:
         placement = {"device": place_.describe(), "world_size": ctx.world_size, "compile": options.compile}
@@ -426,7 +426,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
                                        progress=progress(f"{label} validation", -(-len(data.val) // ctx.world_size))
                                        )[0] if len(data.val) else metrics.Tally()
             for batches in (loader, val_loader):
-                skipped += getattr(batches, "skipped", [])
+                skipped += batches.skipped
             train_tally = _summed(train_tally, ctx, place_)
             val_tally = _summed(val_tally, ctx, place_)
             if val_tally.count:

@@ -11,7 +11,7 @@ PIP := $(PY) -m pip -q --disable-pip-version-check
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install system-deps clean
+.PHONY: demo test install system-deps textmate-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null \
 	  || echo "could not install chromium: the test that opens the inspect report in a browser will be skipped"; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "installing node and npm (VS Code's TextMate engine tokenises the zoo in the tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+
+# vscode-textmate and vscode-oniguruma, pinned by tests/textmate/package-lock.json, into
+# tests/textmate/node_modules (ignored by git): tests/test_editors.py runs the grammar through them.
+TEXTMATE := tests/textmate/node_modules/vscode-textmate/package.json
+$(TEXTMATE): tests/textmate/package.json tests/textmate/package-lock.json
+	cd tests/textmate && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TEXTMATE)
+
+textmate-deps: system-deps $(TEXTMATE)
 
 demo: install
 	@echo "== archdsl check: the zoo =="
@@ -57,8 +70,8 @@ demo: install
 	$(VENV)/bin/archdsl inspect specs/lenet5.arch runs/demo-lenet5/last.pt -o runs/demo-lenet5/inspect
 	$(VENV)/bin/archdsl embed specs/lenet5.arch runs/demo-lenet5/last.pt -o runs/demo-lenet5/features.npz --probe
 
-test: install
+test: install textmate-deps
 	$(VENV)/bin/pytest -q
 
 clean:
-	rm -rf $(VENV) runs diagrams .pytest_cache
+	rm -rf $(VENV) runs diagrams .pytest_cache tests/textmate/node_modules

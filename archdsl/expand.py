@@ -124,6 +124,7 @@ class Expander:
         self.block_stack: list[str] = []
         self.depth = 0  # how many terms are being expanded inside one another
         self.batchnorms = 0  # how many bn layers have been added: a residual asks whether its body made one
+        self.renamed: dict[str, str] = {}  # node → its name after `-> name` renamed it
 
     # ---- graph building ----
     def shape(self, node: str) -> Shape:
@@ -196,6 +197,9 @@ class Expander:
         self.graph.add_node(node, layer=Layer(node, Input(shape), (), shape, span, (), "input", True))
         self.graph.input = node
         self.graph.main_sink = self.seq(spec.body, node, scope)
+        if self.renamed:  # terms that ended on a layer `-> name` renamed afterwards
+            for nodes in self.graph.term_outputs.values():
+                nodes[:] = [self.renamed.get(n, n) for n in nodes]
         if len(self.graph) == 1:
             raise SpecArgumentError("the network has no layers: its body expands to nothing (a `* 0`?)", spec.body[0].span)
         return self.graph
@@ -212,9 +216,14 @@ class Expander:
         try:
             if self.depth > MAX_NESTING:
                 raise nesting_error(term, self.block_stack)
-            return TERMS[type(term)].expand(term, self, current, scope, in_after)
+            return self.ended(term, TERMS[type(term)].expand(term, self, current, scope, in_after))
         finally:
             self.depth -= 1
+
+    def ended(self, term, node: str) -> str:
+        """Record that one expansion of `term` ended on the tensor `node` (`IRGraph.term_outputs`)."""
+        self.graph.term_outputs.setdefault(term.span, []).append(node)
+        return node
 
     # ---- names ----
     def lookup(self, name: str, span: Span, scope: Scope) -> str:
@@ -261,6 +270,7 @@ class Expander:
         preds = list(self.graph.predecessors(old))
         self.graph.remove_node(old)
         self.graph.add_node(new, layer=replace(layer, name=new))
+        self.renamed[old] = new
         for p in preds:
             self.graph.add_edge(p, new)
         for instance, block in self.graph.blocks.items():  # a composite that ended on the renamed layer

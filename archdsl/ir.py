@@ -121,6 +121,9 @@ class IRGraph(nx.DiGraph):
     tensor_names = _GraphField(dict)  # node → the name a spec gave its tensor with `-> name`
     main_sink = _GraphField()  # the end of the last chain: the main output
     outputs = _GraphField(dict)  # output name → node, main output first (set by `network.name_outputs`)
+    # the span of each written term → the tensor it ended on, once per expansion (in order): editors
+    # show the shape after a line, a block call or an @name by it
+    term_outputs = _GraphField(dict)
 
     def layer(self, name: str) -> Layer:
         return self.nodes[name]["layer"]

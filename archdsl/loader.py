@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Mapping
 
 from . import ast
 from .errors import ArchError, Source, Span, SpecImportError, SpecNameError, SpecSyntaxError, did_you_mean
@@ -74,11 +75,25 @@ def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
 
 
 class Loader:
-    """Parses files once each and builds their FileContexts, following `use`."""
+    """Parses files once each and builds their FileContexts, following `use`.
 
-    def __init__(self):
+    `files` maps paths to texts read instead of the disk's (an editor's unsaved buffers).
+    """
+
+    def __init__(self, files: Mapping[str | os.PathLike, str] | None = None):
         self.contexts: dict[Path, FileContext] = {}
         self.in_progress: list[Path] = []
+        self.files = {Path(p).resolve(): text for p, text in (files or {}).items()}
+
+    def main_context(self, spec: ast.Spec, path: Path | None) -> FileContext:
+        """The context of the file being checked (`path`, or None for spec text)."""
+        if path is None:
+            return self.context(spec, None)
+        self.in_progress.append(path.resolve())
+        try:
+            return self.context(spec, path.resolve())
+        finally:
+            self.in_progress.pop()
 
     def context(self, spec: ast.Spec, path: Path | None) -> FileContext:
         ctx = FileContext(spec)
@@ -134,7 +149,7 @@ class Loader:
             raise SpecImportError(f"import cycle: {cycle}. Received: use \"{use.path}\"", use.span)
         if path in self.contexts:
             return self.contexts[path]
-        if not path.is_file():
+        if path not in self.files and not path.is_file():
             raise SpecImportError(
                 f"cannot find \"{use.path}\" (looked for {path}, relative to the importing file)."
                 f" Received: use \"{use.path}\"",
@@ -142,8 +157,8 @@ class Loader:
             )
         self.in_progress.append(path)
         try:
-            source = read_source(path, use.span)
-            spec = parse(Source(display_name(path), source.text))
+            text = self.files[path] if path in self.files else read_source(path, use.span).text
+            spec = parse(Source(display_name(path), text))
             ctx = self.context(spec, path)
         finally:
             self.in_progress.pop()
@@ -166,16 +181,25 @@ def canonical_family(name: str, span: Span, statement: str) -> str:
     return cls.family
 
 
-def build_graph(source: Source, path: Path | None, max_layers: int = MAX_LAYERS):
-    """Parse, expand and return (spec, graph). Raises ArchError on any problem."""
-    spec = parse(source)
-    loader = Loader()
-    if path is not None:
-        loader.in_progress.append(path.resolve())
-    ctx = loader.context(spec, path.resolve() if path is not None else None)
+def expand_spec(spec: ast.Spec, ctx: FileContext, max_layers: int = MAX_LAYERS):
+    """Count, then expand the file's body into the graph IR. Raises ArchError on any problem."""
     count_layers(spec, ctx, max_layers)
-    graph = Expander(ctx, max_layers).run()
-    return spec, graph
+    return Expander(ctx, max_layers).run()
+
+
+def build_network(spec: ast.Spec, ctx: FileContext, path: Path | None, *, strict: bool = False,
+                  max_layers: int = MAX_LAYERS):
+    """The checked `Network` of a parsed file whose imports are resolved (`Loader.main_context`)."""
+    from .network import Network, name_outputs
+    from .passes import run_all
+
+    graph = expand_spec(spec, ctx, max_layers)
+    warnings = run_all(graph)
+    if strict and warnings:
+        raise ArchError(warnings[0].message, warnings[0].span)
+    graph.outputs = name_outputs(graph)
+    name = spec.name[0] if spec.name else (path.stem if path is not None else "network")
+    return Network(name, graph, spec, path, warnings)
 
 
 def is_path(value) -> bool:
@@ -184,9 +208,13 @@ def is_path(value) -> bool:
     return isinstance(value, str) and "\n" not in value and (value.endswith(".arch") or os.path.isfile(value))
 
 
-def load_source(path_or_text) -> tuple[Source, Path | None]:
+def load_source(path_or_text, files: Mapping[str | os.PathLike, str] | None = None) -> tuple[Source, Path | None]:
     if is_path(path_or_text):
-        return read_source(path_or_text), Path(path_or_text)
+        path = Path(path_or_text)
+        for written, text in (files or {}).items():
+            if Path(written).resolve() == path.resolve():
+                return Source(str(path_or_text), text), path
+        return read_source(path_or_text), path
     if not isinstance(path_or_text, str):
         raise ArchError(f"archdsl.load takes a path or spec text. Received: {type(path_or_text).__name__}")
     return Source("<spec>", path_or_text), None

@@ -7,7 +7,8 @@ from .network import Network
 from .shapes import fmt_shape
 
 
-def _field(values: tuple[int, ...]) -> str:
+def per_dim_text(values: tuple) -> str:
+    """(5, 5) → "5"; (5, 17) → "5x17": one value per spatial dimension, as the table writes them."""
     if not values:
         return "-"
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
@@ -31,7 +32,7 @@ def table(net: Network) -> str:
                 fmt_shape(layer.shape),
                 f"{layer.params:,}",
                 f"{layer.macs:,}",
-                _field(layer.receptive_field),
+                per_dim_text(layer.receptive_field),
                 str(layer.line or ""),
             )
         )

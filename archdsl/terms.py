@@ -115,7 +115,7 @@ class BlockCall:
             inner = scope.child(instance, share_names=False, env=env, ctx=ctx)
             for t in terms:
                 if composite is not None and t is composites[0]:
-                    current = composite.expand(t, ex, current, inner, instance)
+                    current = ex.ended(t, composite.expand(t, ex, current, inner, instance))
                 else:
                     current = ex.term(t, current, inner)
             return current

@@ -112,25 +112,13 @@ def load_trained(net: Network, checkpoint: str | Path, dataset: str | None = Non
     data = load_dataset(config.dataset, net.input_shape, seed=config.seed, val_fraction=config.val_fraction,
                         test_fraction=config.test_fraction, normalize=config.normalize)
     state = payload["model"]
-    model_net, _, _ = heads_mod.train_network(net, _head_size(net, state))
+    model_net, _, _ = heads_mod.train_network(net, heads_mod.trained_head_size(net, payload))
     model = model_mod.build_model(model_net, "torch")  # every weight comes from the checkpoint
     model_mod.check_fits(model, state, str(checkpoint), net.name)
     model.load_state_dict(state)
     target = place(device).device
     model.to(target).eval()
     return Trained(net, model_net, model, data, config, checkpoint, target)
-
-
-def _head_size(net: Network, state: dict) -> int | None:
-    """The class count of the checkpoint's own head when it is not the spec's (a fine-tune to other data), else None.
-
-    Read from the head's weight, not from the data: the weights decide what the model computes.
-    """
-    head = heads_mod.heads(net)[0]
-    weight = state.get(f"{net.module_path(head.layer)}.weight")
-    if weight is None or weight.ndim == 0 or int(weight.shape[0]) == head.classes:
-        return None
-    return int(weight.shape[0])
 
 
 @contextlib.contextmanager

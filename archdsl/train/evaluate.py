@@ -59,7 +59,7 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
                         test_fraction=config.test_fraction, normalize=config.normalize)
     if not len(data.split(options.split)):
         raise ArchError(f"dataset '{config.dataset}' has no {options.split} images; choose another --split")
-    classes = _trained_classes(net, payload, data.info.num_classes)
+    classes = heads_mod.trained_head_size(net, payload)
     trained_net, _, _ = heads_mod.train_network(net, classes)
     model_classes = heads_mod.heads(trained_net)[0].classes
     if model_classes != data.info.num_classes:
@@ -88,16 +88,3 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
         metrics.plot_confusion(confusion, data.info.class_names, png, title)
     return Evaluation(options.split, tally.count, tally.acc1, tally.acc5, tally.loss, confusion,
                       tuple(data.info.class_names), png)
-
-
-def _trained_classes(net: Network, payload: dict, data_classes: int) -> int | None:
-    """The head size the checkpoint was trained with, when it is not the spec's."""
-    spec_classes = heads_mod.heads(net)[0].classes
-    trained = payload.get("num_classes")
-    if trained is None:  # a bare state_dict: believe its head if it is the data's size
-        trained = data_classes
-        head = heads_mod.heads(net)[0]
-        weight = payload["model"].get(f"{net.module_path(head.layer)}.weight")
-        if weight is not None:
-            trained = int(weight.shape[0])
-    return None if trained == spec_classes else trained

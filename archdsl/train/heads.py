@@ -82,6 +82,17 @@ def heads(net: Network) -> list[Head]:
     return result
 
 
+def trained_head_size(net: Network, payload: dict) -> int | None:
+    """The class count a checkpoint's head was trained with, when it is not the spec's (a fine-tune
+    to other data), else None: the run's record if it kept one, else the head weight's own size."""
+    head = heads(net)[0]
+    trained = payload.get("num_classes")
+    if trained is None:
+        weight = payload["model"].get(f"{net.module_path(head.layer)}.weight")
+        trained = int(weight.shape[0]) if weight is not None and weight.ndim else head.classes
+    return None if trained == head.classes else trained
+
+
 def with_classes(net: Network, classes: int) -> tuple[Network, list[str]]:
     """`net` with every output's head replaced by a fresh one of `classes` outputs; the replaced layers."""
     result = _copy(net)

@@ -96,8 +96,8 @@ network zoo_constructs
 input 3x33x33
 after conv = [bn(eps=0.001) relu]
 block dense(k) = inception< | conv1-(4*k) conv3-k(after=false) >
-block transition = [conv1-(in_channels / 2) avgpool2/2]
-block mbconv(c, k, s, t) = [conv1-(t * in_channels) conv-(t * in_channels)/s(kernel=k, groups=(t * in_channels)) conv1-c(after=false) bn]
+block transition = [conv1-(in_channels/2) avgpool2/2]
+block mbconv(c, k, s, t) = [conv1-(t*in_channels) conv-(t*in_channels)/s(kernel=k, groups=(t*in_channels)) conv1-c(after=false) bn]
 conv3-16/2(pad=valid)
 dense(4) * 2
 transition

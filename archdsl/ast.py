@@ -146,13 +146,23 @@ class NameAs:
 
 
 @dataclass(frozen=True)
+class Labelled:
+    """`"conv2_x": basic(64) * 2`: the name a reader knows the term's layer, block or stage by."""
+
+    label: str
+    label_span: Span
+    term: "Term"
+    span: Span
+
+
+@dataclass(frozen=True)
 class Repeat:
     term: "Term"
     count: Expr
     span: Span
 
 
-Term = Union[Layer, Group, Inception, Residual, SqueezeExcite, Ref, NameAs, Repeat]
+Term = Union[Layer, Group, Inception, Residual, SqueezeExcite, Ref, NameAs, Repeat, Labelled]
 
 # ---- statements ----
 

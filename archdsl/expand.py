@@ -124,6 +124,10 @@ class Expander:
         self.block_stack: list[str] = []
         self.depth = 0  # how many terms are being expanded inside one another
         self.batchnorms = 0  # how many bn layers have been added: a residual asks whether its body made one
+        # One list per label being expanded: the layers, block instances and stages built
+        # inside it, in order (`terms.Labelled` decides from them what the label names).
+        self.collectors: list[list[str]] = []
+        self.stage_of: dict[str, str] = {}  # a stage's member → the stage's id
         self.renamed: dict[str, str] = {}  # node → its name after `-> name` renamed it
 
     # ---- graph building ----
@@ -152,6 +156,8 @@ class Expander:
         self.graph.add_node(node, layer=layer)
         for i in inputs:
             self.graph.add_edge(i, node)
+        for collected in self.collectors:
+            collected.append(node)
         if op.has(Trait.CANCELS_BIAS):
             self.batchnorms += 1
         return node
@@ -159,6 +165,8 @@ class Expander:
     def new_instance(self, scope: Scope, kind: BlockKind, name: str, span: Span | None, *, entry: str, user=False) -> str:
         instance = self._unique(scope, name)
         self.graph.blocks[instance] = BlockInstance(instance, kind, name, span, scope.instance, user=user, entry=entry)
+        for collected in self.collectors:
+            collected.append(instance)
         return instance
 
     def new_part(self, instance: str, kind: BlockKind, name: str, span: Span | None, *, entry: str, inserted=False) -> str:
@@ -273,6 +281,16 @@ class Expander:
         self.renamed[old] = new
         for p in preds:
             self.graph.add_edge(p, new)
+        for collected in self.collectors:
+            if old in collected:
+                collected[collected.index(old)] = new
+        if old in self.graph.labels:
+            self.graph.labels[new] = self.graph.labels.pop(old)
+        if old in self.stage_of:  # the last layer of a stage, named after it: `"s": [conv conv] -> x`
+            stage = self.graph.stages[self.stage_of[old]]
+            members = tuple(new if m == old else m for m in stage.members)
+            self.graph.stages[stage.id] = replace(stage, members=members)
+            self.stage_of[new] = self.stage_of.pop(old)
         for instance, block in self.graph.blocks.items():  # a composite that ended on the renamed layer
             if old in (block.merge, block.skip):
                 self.complete(instance, merge=new if block.merge == old else block.merge,

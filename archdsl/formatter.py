@@ -6,7 +6,8 @@ line structure as written and normalises the rest:
 
 - a layer token is one word: `conv3-64/2(pad=valid, dilation=2)`, `conv1-(4*c)`;
 - one space between terms and around `->`, `=` of statements and settings, `|`, `*` and the
-  operators of arithmetic outside a token; none inside brackets, before `,` and after `@`;
+  operators of arithmetic outside a token; none inside brackets, before `,` and a label's `:`,
+  and after `@`;
   `residual< … >` and `inception< … >` are spaced inside, `se<16>` is not;
 - indentation follows the brackets: 2 spaces inside `[`, `(` and `{`, 4 inside `< … >`,
   where a line starting with `|` sits 2 to the left so that branches line up;
@@ -124,7 +125,7 @@ def _spacing(a: Tok, b: Tok) -> str:
     if a.layer is not None and a.layer == b.layer:
         return " " if a.value == "," else ""
     va, vb = a.value, b.value
-    if va in ("(", "[") or vb in (")", "]", ","):
+    if va in ("(", "[") or vb in (")", "]", ",", ":"):  # `"conv2_x": …`: a label's colon follows it
         return ""
     if va == "," or va == ">":
         return " "

@@ -61,6 +61,23 @@ class BlockInstance:
 
 
 @dataclass(frozen=True)
+class Stage:
+    """A labelled run of layers and blocks that is no single block: `"conv2_x": basic(64) * 2`.
+
+    Stages group what diagrams frame and tables name together; they add no level
+    to `--depth` and nothing to layer names. `members` are the layers, block
+    instances and inner stages written in it, in order; `parent` is the block
+    instance it was written in (None: the network's body).
+    """
+
+    id: str  # `stage#1`: never a layer name or a block instance id
+    label: str
+    span: Span | None
+    parent: str | None
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Layer:
     """One node of the IR with everything the analysis knows about it.
 
@@ -119,6 +136,8 @@ class IRGraph(nx.DiGraph):
     input = _GraphField()  # the input node's name
     blocks = _GraphField(dict)  # instance id → BlockInstance
     tensor_names = _GraphField(dict)  # node → the name a spec gave its tensor with `-> name`
+    labels = _GraphField(dict)  # layer name or block instance id → what the spec labelled it (`"3a": …`)
+    stages = _GraphField(dict)  # stage id → Stage: a labelled run of several layers and blocks
     main_sink = _GraphField()  # the end of the last chain: the main output
     outputs = _GraphField(dict)  # output name → node, main output first (set by `network.name_outputs`)
     # the span of each written term → the tensor it ended on, once per expansion (in order): editors

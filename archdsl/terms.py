@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import ast
 from .composites import COMPOSITES
 from .errors import ArchError, ExpansionError
-from .ir import BlockKind
+from .ir import BlockKind, Stage
 
 
 class Layer:
@@ -181,6 +181,70 @@ class NameAs:
         return ex.name_tensor(term, current, scope)
 
 
+class Labelled:
+    """`"conv2_x": basic(64) * 2`: the name diagrams and tables give what the term builds.
+
+    A layer token labels its layer (not the `after` layers that follow it); a term that
+    builds one block instance labels that block; anything else is a *stage*: the layers,
+    blocks and inner stages the term builds at its own level, framed together.
+    """
+
+    def count(self, term: ast.Labelled, counter, env, ctx, in_after) -> int:
+        return counter.term(term.term, env, ctx, in_after)
+
+    def expand(self, term: ast.Labelled, ex, current, scope, in_after) -> str:
+        collected: list[str] = []
+        ex.collectors.append(collected)
+        try:
+            end = ex.term(term.term, current, scope, in_after)
+        finally:
+            ex.collectors.pop()
+        level = [item for item in collected if _at_level(ex.graph, item, scope)]
+        inner = term.term
+        if isinstance(inner, ast.Layer) and inner.name not in scope.ctx.blocks:
+            level = level[:1]  # the layer itself, not its `after`
+        if not level:
+            raise ExpansionError(
+                f'the label "{term.label}" names nothing: a label names the layer, block or stage built by the'
+                f" term after it, and this one builds no layer. Received: {_text(term)}",
+                term.label_span,
+            )
+        if len(level) == 1 and level[0] not in ex.graph.stages:
+            (target,) = level
+            if target in ex.graph.labels:
+                raise ExpansionError(
+                    f'this is labelled twice: "{ex.graph.labels[target]}" and "{term.label}"; give it one label.'
+                    f" Received: {_text(term)}",
+                    term.label_span,
+                )
+            ex.graph.labels[target] = term.label
+            return end
+        members = tuple(item for item in level if item not in ex.stage_of)  # inner stages claimed theirs
+        stage = Stage(f"stage#{len(ex.graph.stages) + 1}", term.label, term.span, scope.instance, members)
+        ex.graph.stages[stage.id] = stage
+        for member in members:
+            ex.stage_of[member] = stage.id
+        for outer in ex.collectors:
+            outer.append(stage.id)
+        return end
+
+
+def _at_level(graph, item: str, scope) -> bool:
+    """Whether `item` (a layer, block instance or stage) was written at `scope`'s own level."""
+    if item in graph.stages:
+        return graph.stages[item].parent == scope.instance
+    if item in graph.blocks:
+        return graph.blocks[item].parent == scope.instance
+    return item in graph and graph.nodes[item]["layer"].scope == scope.path
+
+
+def _text(term: ast.Labelled) -> str:
+    """The labelled term as written (its first line)."""
+    span = term.span
+    line = span.source.line(span.line)
+    return line[span.col - 1 : span.end_col - 1 if span.end_line == span.line else None].strip()
+
+
 class CompositeTerm:
     """An inline `inception<…>`, `residual<…>` or `se<r>`: a new block instance around the composite."""
 
@@ -198,7 +262,7 @@ def _walk(term):
     yield term
     if isinstance(term, ast.Group):
         children = term.terms
-    elif isinstance(term, ast.Repeat):
+    elif isinstance(term, (ast.Repeat, ast.Labelled)):
         children = (term.term,)
     elif isinstance(term, ast.Inception):
         children = [t for branch in term.branches for t in branch.terms]
@@ -224,5 +288,6 @@ TERMS = {
     ast.Repeat: Repeat(),
     ast.Ref: Ref(),
     ast.NameAs: NameAs(),
+    ast.Labelled: Labelled(),
     **{kind: CompositeTerm() for kind in COMPOSITES},
 }

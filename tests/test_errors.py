@@ -46,7 +46,7 @@ def assert_located(err: ArchError, line: int, col: int, file: str = "<spec>", un
         ("input 3x8x8\ninception< conv1-8 | conv1-8\n", 2, 28, r"expected .*'>'.*Received: the end of the file"),
         ("input 3x8x8\nconv3-\n", 2, 6, r"expected .*a number.*Received: the end of the file"),
         ("input 3x8x8\nconv3-8 $\n", 2, 9, r"unexpected character '\$'.*Received: '\$'"),
-        ("input 3x8x8\nconv3-8 \"str\"\n", 2, 9, r"Received: '\"str\"'"),
+        ("input 3x8x8\nconv3-8 \"str\" relu\n", 2, 15, r"expected ':'.*Received: 'relu'"),  # a label needs its colon
         ("input\nconv3-8\n", 2, 1, r"expected .*sizes like 3x224x224"),
         ("input 3x8x8\nblock = [relu]\n", 2, 7, r"expected a name"),
     ],

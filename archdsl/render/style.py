@@ -61,6 +61,13 @@ COLLAPSED_ATTRS = {"shape": "box3d", "style": "filled", "margin": "0.15,0.1"}
 # skip visibly runs around it.
 SKIP_EDGE_ATTRS = {"style": "dashed", "color": "#2e86c1", "fontcolor": "#2e86c1", "weight": "0"}
 
+# Compact diagrams: a little more room between ranks, for the edges' shapes.
+COMPACT_GRAPH_ATTRS = {"ranksep": "0.28", "nodesep": "0.3"}
+# An edge from one column of a wrapped diagram to another: it must not pull the columns into one.
+WRAPPED_EDGE_ATTRS = {"constraint": "false"}
+# Where a tensor entering a frame fans out to the layers inside it.
+POINT_ATTRS = {"shape": "point", "width": "0.07", "color": "#566573"}
+
 # ---- clusters, by BlockInstance.kind ----
 CLUSTER_ATTRS: dict[BlockKind, dict[str, str]] = {
     BlockKind.BLOCK: {"style": "rounded,filled", "fillcolor": "#f8f9f9", "color": "#909497"},
@@ -73,6 +80,14 @@ CLUSTER_ATTRS: dict[BlockKind, dict[str, str]] = {
     BlockKind.SHORTCUT: {"style": "dashed", "color": "#2e86c1"},
 }
 CLUSTER_COMMON = {"fontname": FONT, "fontsize": "10", "margin": "10"}
+# A labelled stage (`"conv2_x": …`): a plain frame with its label on the left, as a paper's table row.
+STAGE_ATTRS = {"style": "rounded", "color": "#7b7d7d", "penwidth": "1.2", "labeljust": "l", "margin": "12"}
+
+
+def frame_attrs(frame) -> dict[str, str]:
+    """A cluster's look: by its block's kind, or a stage's."""
+    kind = getattr(frame, "kind", None)
+    return STAGE_ATTRS if kind is None else CLUSTER_ATTRS[kind]
 
 
 def legend_html(kinds: set[str], per_row: int = 6) -> str:

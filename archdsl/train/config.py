@@ -31,7 +31,8 @@ SCHEDULES: dict[str, tuple[str, ...]] = {
     "plateau": ("factor", "patience", "threshold"),  # divide by 10 when validation error plateaus
 }
 SCHEDULE_ALIASES = {"none": "constant"}
-AUGMENTATIONS: dict[str, tuple[str, ...]] = {"crop": ("pad",), "flip": ("p",)}
+AUGMENTATIONS: dict[str, tuple[str, ...]] = {"crop": ("pad",), "flip": ("p",), "resized_crop": ("min_scale", "max_ratio"),
+                                             "jitter": ("brightness", "contrast", "saturation")}
 INIT_SCHEMES = ("auto", "kaiming", "xavier", "torch")  # the PyTorch backend's; auto: kaiming
 NORMALIZATIONS = ("dataset", "none")
 
@@ -57,6 +58,7 @@ class TrainConfig:
     lr: float = 0.05
     weight_decay: float = 5e-4
     schedule: Call = ("cosine", ())
+    warmup: int = 0  # epochs of linear warm-up, per step (see optim.warmup_factor)
     augment: tuple[Call, ...] = (("crop", (("pad", 2),)),)
     label_smoothing: float = 0.1
     seed: int = 0
@@ -110,7 +112,8 @@ class TrainConfig:
 
         aug = ", ".join(show(a) for a in self.augment) or "none"
         return (f"{self.dataset}, {self.epochs} epochs, batch {self.batch_size}, {show(self.optimizer)} lr {self.lr:g}"
-                f" wd {self.weight_decay:g}, {show(self.schedule)} schedule, augment {aug}, seed {self.seed}")
+                f" wd {self.weight_decay:g}, {show(self.schedule)} schedule"
+                f"{f' after {self.warmup} epochs of warm-up' if self.warmup else ''}, augment {aug}, seed {self.seed}")
 
 
 # ---- reading settings -------------------------------------------------------------------------------
@@ -159,6 +162,7 @@ READERS: dict[str, Callable[[ast.Setting], Any]] = {
     "lr": lambda s: read.number(s, float, 0, exclusive_min=True),
     "weight_decay": lambda s: read.number(s, float, 0),
     "schedule": _call_setting(SCHEDULES, "schedule", SCHEDULE_ALIASES),
+    "warmup": lambda s: read.number(s, int, 0),
     "augment": _augment,
     "label_smoothing": lambda s: read.number(s, float, 0, 0.99),
     "seed": lambda s: read.number(s, int, 0),

@@ -116,6 +116,15 @@ def plot_curves(rows: Sequence[dict], path: Path, title: str) -> None:
 
 
 def plot_confusion(matrix: torch.Tensor, names: Sequence[str], path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = confusion_figure(matrix, names, title)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion_figure(matrix: torch.Tensor, names: Sequence[str], title: str):
+    """The confusion matrix as a matplotlib figure (rows: true class, columns: predicted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,5 +147,4 @@ def plot_confusion(matrix: torch.Tensor, names: Sequence[str], path: Path, title
                             color="white" if value > threshold else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

@@ -11,10 +11,11 @@ The module is laid out as torchvision lays out its models (resnet.py is the mode
 
   * each call of a `block` is a submodule, an instance of a class generated for that
     block (`Bottleneck`), when it reads one tensor and gives one (`Role.CLASS`);
-  * consecutive calls of one block that each feed the next form a stage, an
-    `nn.Sequential` named `layer1`, `layer2`, … (a new stage starts where a call changes
-    the shape): `layer2.0.conv1`. A block whose body is nothing but such calls is an
-    `nn.Sequential` itself (`Role.SEQUENTIAL`);
+  * a stage the spec labels (`"conv3_x": [bottleneck(128, s=2) bottleneck(128) * 3]`) whose
+    members are calls that each feed the next is an `nn.Sequential` named `layer1`, `layer2`, …;
+    so are, where the spec labels none, consecutive calls of one block that each feed the next
+    (a new stage starts where a call changes the shape): `layer2.0.conv1`. A block whose body is
+    nothing but such calls is an `nn.Sequential` itself (`Role.SEQUENTIAL`);
   * a composite written inline, a part of a composite (a branch, a shortcut) and a block
     call that cannot be a class group their layers under their name (`shortcut.conv`),
     computed by the enclosing module's forward (`Role.CONTAINER`);
@@ -165,10 +166,20 @@ def layout(net) -> Layout:
                 instance_paths[instance] = _join(path_of(block.parent), _short(instance, block.parent))
         return instance_paths[instance]
 
+    labelled = [
+        list(stage.members) for stage in getattr(net.graph, "stages", {}).values()
+        if len(stage.members) > 1 and all(m in blocks and roles[m] is Role.CLASS for m in stage.members)
+        and len({blocks[m].parent for m in stage.members}) == 1 and chained(list(stage.members))
+    ]
+    in_labelled = {m for run in labelled for m in run}
     for owner in [None, *blocks]:
         if owner is not None and roles[owner] is Role.SEQUENTIAL:
             continue
-        for run in _stage_runs(net, children.get(owner, []), roles, chained, members):
+        calls = children.get(owner, [])
+        runs = [run for run in labelled if blocks[run[0]].parent == owner]  # the spec's own stages first
+        runs += _stage_runs(net, [c for c in calls if c not in in_labelled], roles, chained, members)
+        runs.sort(key=lambda run: calls.index(run[0]))
+        for run in runs:
             taken = attributes.setdefault(owner, set())
             n = 1 + sum(1 for s in stages if s.owner == owner)
             while f"{STAGE_NAME}{n}" in taken:

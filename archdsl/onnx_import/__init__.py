@@ -61,6 +61,7 @@ def import_onnx(source, *, partial: bool = False, name: str | None = None) -> Im
             raise ArchError(f"nothing to import before the first node archdsl cannot express ({stopped.message})")
         raise ArchError("nothing to import: the graph's output is its input (it has no layer archdsl counts)")
     structure.normalise_concats(graph)
+    structure.nest_concats(graph, builder.input)
     found = structure.composites(graph, builder.input, set(outputs.values()))
     items = structure.sequence(graph, builder.input, outputs, found)
     blocks_items = structure.blocks(graph, items)

@@ -145,6 +145,65 @@ def output_of(item) -> str:
 # ---- composites --------------------------------------------------------------------------------------------
 
 
+def nest_concats(graph: nx.DiGraph, source: str) -> None:
+    """A concat whose neighbouring inputs branch off one tensor inside its branches reads them through
+    a concat of their own: exporters flatten `cat([a, cat([b, c])])` into one concat of a, b and c
+    (Inception-v3's expanded filter banks), which as written would be two branches with a layer each
+    and the layer before them twice."""
+    changed = True
+    while changed:
+        changed = False
+        dominators = nx.immediate_dominators(graph, source)
+        for node in list(nx.topological_sort(graph)):
+            layer = _layer(graph, node)
+            if not isinstance(layer.op, Concat) or len(layer.inputs) < 3 or node not in dominators:
+                continue
+            fork = dominators[node]
+            points = [_branch_point(graph, i, fork) for i in layer.inputs]
+            for start in range(len(points)):
+                end = start
+                while end + 1 < len(points) and points[end + 1] == points[start] and points[start] is not None:
+                    end += 1
+                if end > start and end - start + 1 < len(points):
+                    _nest(graph, node, start, end + 1)
+                    changed = True
+                    break
+            if changed:
+                break
+
+
+def _branch_point(graph, tensor: str, fork: str) -> str | None:
+    """Where the chain ending at `tensor` starts: the first tensor (walking back) read by others too, unless
+    it is the concat's own input (`fork`)."""
+    node = tensor
+    while True:
+        if node == fork:
+            return None
+        layer = _layer(graph, node)
+        if len(layer.inputs) != 1:
+            return None
+        parent = layer.inputs[0]
+        if graph.out_degree(parent) > 1:
+            return None if parent == fork else parent
+        node = parent
+
+
+def _nest(graph, node: str, start: int, end: int) -> None:
+    layer = _layer(graph, node)
+    parts = layer.inputs[start:end]
+    shapes = [_layer(graph, p).shape for p in parts]
+    name = f"{node}.inner{start}"
+    inner = Layer(name, Concat(), tuple(parts), (sum(s[0] for s in shapes), *shapes[0][1:]), {}, layer.origin,
+                  layer.hint, layer.classes, layer.index)
+    graph.add_node(name, layer=inner)
+    for p in parts:
+        if p not in layer.inputs[:start] + layer.inputs[end:]:
+            graph.remove_edge(p, node)
+        graph.add_edge(p, name)
+    graph.add_edge(name, node)
+    layer.inputs = (*layer.inputs[:start], name, *layer.inputs[end:])
+
+
 def normalise_concats(graph: nx.DiGraph) -> None:
     """A concat of a list that starts with the inputs of another concat reads that concat instead:
     torchvision's DenseNet concatenates all earlier features again in every layer, cat(x0, …, x(i-1)),

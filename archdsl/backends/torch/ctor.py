@@ -60,25 +60,55 @@ class Ctor:
         return [(k, v) for k, v in self.kwargs if k not in defaults or _literal(v) != _literal(defaults[k])]
 
     def source(self) -> str:
-        parts = _compressed([_literal(a) for a in self.args]) + [f"{k}={_literal(v)}" for k, v in self.written_kwargs()]
+        parts = _compressed(list(self.args)) + [f"{k}={_literal(v)}" for k, v in self.written_kwargs()]
         return f"{self.qualname}({', '.join(parts)})"
 
 
-def _compressed(parts: list[str]) -> list[str]:
-    """Three or more equal module constructions in a row, as a stage has them, written once:
-    `*[Bottleneck(256, c=64) for _ in range(5)]` (each still a module of its own)."""
+def _compressed(args: list[Any]) -> list[str]:
+    """Three or more module constructions of one class in a row, as a stage has them, written once:
+    `*[Bottleneck(256, c=64) for _ in range(5)]`, or with the numbers that grow by a step written as
+    such, `*[DenseLayer(64 + 32 * i) for i in range(6)]` (each still a module of its own)."""
     out: list[str] = []
     i = 0
-    while i < len(parts):
-        j = i
-        while j < len(parts) and parts[j] == parts[i]:
+    while i < len(args):
+        j = i + 1
+        while j < len(args) and _progression(args[i:j + 1]) is not None:
             j += 1
-        if j - i >= 3 and parts[i].endswith(")"):
-            out.append(f"*[{parts[i]} for _ in range({j - i})]")
+        run = args[i:j]
+        if len(run) >= 3:
+            template = _progression(run)
+            loop = "i" if "{i}" in template else "_"
+            out.append(f"*[{template.replace('{i}', 'i')} for {loop} in range({len(run)})]")
         else:
-            out.extend(parts[i:j])
+            out.extend(_literal(a) for a in run)
         i = j
     return out
+
+
+def _progression(run: list[Any]) -> str | None:
+    """The source of `run`'s constructions with `{i}` for the index, if they differ only in whole numbers
+    that each grow by a constant step; else None."""
+    if not all(isinstance(c, Ctor) and c.local is None for c in run):
+        return None
+    first = run[0]
+    if any((c.cls, c.namespace, len(c.args), [k for k, _ in c.kwargs]) !=
+           (first.cls, first.namespace, len(first.args), [k for k, _ in first.kwargs]) for c in run):
+        return None
+    columns = list(zip(*([*c.args, *(v for _, v in c.kwargs)] for c in run)))
+    values = []
+    for column in columns:
+        if len(set(map(_literal, column))) == 1:
+            values.append(column[0])
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in column):
+            step = column[1] - column[0]
+            if any(b - a != step for a, b in zip(column, column[1:])):
+                return None
+            values.append(Expr(f"{column[0]} + {step} * {{i}}" if step > 0 else f"{column[0]} - {-step} * {{i}}"))
+        else:
+            return None
+    args = values[: len(first.args)]
+    kwargs = tuple(zip([k for k, _ in first.kwargs], values[len(first.args):]))
+    return Ctor(first.cls, tuple(args), kwargs, first.defaults, first.local, first.namespace).source()
 
 
 def ctor(cls: str | LocalModule, *args: Any, defaults: dict[str, Any] | None = None, **kwargs: Any) -> Ctor:

@@ -58,6 +58,7 @@ class Layout:
     stages: tuple[Stage, ...]
     stage_of: dict[str, Stage]  # block instance → the stage it is in
     exits: dict[str, str]  # block instance with a module of its own → its last layer, the value it gives
+    entries: dict[str, str | None]  # block instance → the tensor from outside its layers read (None: several)
 
     def owner(self, net, layer_name: str) -> str | None:
         """The block instance whose generated class computes `layer_name` (None: the network's class)."""
@@ -90,20 +91,23 @@ def _members(net) -> dict[str, list[str]]:
     return members
 
 
-def _exit(net, instance: str, inside: list[str]) -> str | None:
-    """The one layer of a block call whose value leaves it, if the call reads only its entry and gives
-    one tensor (so that it can be a module of its own); else None."""
+def _entry(net, inside: list[str]) -> str | None:
+    """The one tensor from outside that a block call's layers read, or None. (A block built around
+    one composite records the composite's entry, which may come after the block's first layers.)"""
+    own = set(inside)
+    outside = {i for name in inside for i in net.layer(name).inputs if i not in own}
+    return outside.pop() if len(outside) == 1 else None
+
+
+def _exit(net, inside: list[str]) -> str | None:
+    """The one layer of a block call whose value leaves it, if the call reads one tensor and gives
+    one (so that it can be a module of its own); else None."""
     graph = net.graph
-    block = net.blocks[instance]
     own = set(inside)
     outputs = set(net.output_nodes.values())
-    leaving = []
-    for name in inside:
-        layer = net.layer(name)
-        if any(i not in own and i != block.entry for i in layer.inputs):
-            return None
-        if name in outputs or any(s not in own for s in graph.successors(name)):
-            leaving.append(name)
+    if _entry(net, inside) is None:
+        return None
+    leaving = [name for name in inside if name in outputs or any(s not in own for s in graph.successors(name))]
     if len(leaving) != 1 or leaving[0] != inside[-1]:
         return None
     return leaving[0]
@@ -115,7 +119,8 @@ def layout(net) -> Layout:
     children: dict[str | None, list[str]] = {}
     for instance, block in blocks.items():  # instances in creation order: the graph's order
         children.setdefault(block.parent, []).append(instance)
-    exits = {i: _exit(net, i, members[i]) if blocks[i].user and members[i] else None for i in blocks}
+    exits = {i: _exit(net, members[i]) if blocks[i].user and members[i] else None for i in blocks}
+    entries = {i: _entry(net, members[i]) if members[i] else blocks[i].entry for i in blocks}
 
     roles: dict[str, Role] = {}
     for instance, block in blocks.items():
@@ -126,7 +131,7 @@ def layout(net) -> Layout:
         outputs = set(net.output_nodes.values())
         for a, b in zip(calls, calls[1:]):
             inside_b = set(members[b])
-            if (blocks[b].entry != exits[a] or exits[a] in outputs
+            if (entries[b] != exits[a] or exits[a] in outputs
                     or any(s not in inside_b for s in net.graph.successors(exits[a]))):
                 return False
         return True
@@ -136,7 +141,7 @@ def layout(net) -> Layout:
         kids = children.get(instance, [])
         if (roles[instance] is Role.CLASS and kids and all(roles[k] in (Role.CLASS, Role.SEQUENTIAL) for k in kids)
                 and sum(len(members[k]) for k in kids) == len(members[instance])
-                and blocks[kids[0]].entry == blocks[instance].entry and chained(kids)):
+                and entries[kids[0]] == entries[instance] and chained(kids)):
             roles[instance] = Role.SEQUENTIAL
 
     attributes: dict[str | None, set[str]] = {}  # owner module → attribute names taken
@@ -197,7 +202,7 @@ def layout(net) -> Layout:
     for instance in blocks:
         path_of(instance)
     exits = {i: e for i, e in exits.items() if roles[i] is not Role.CONTAINER}
-    return Layout(paths, roles, instance_paths, tuple(stages), stage_of, exits)
+    return Layout(paths, roles, instance_paths, tuple(stages), stage_of, exits, entries)
 
 
 def _stage_runs(net, calls: list[str], roles: dict[str, Role], chained, members) -> list[list[str]]:
@@ -208,7 +213,8 @@ def _stage_runs(net, calls: list[str], roles: dict[str, Role], chained, members)
     current: list[str] = []
     for instance in calls:
         block = blocks[instance]
-        entry_shape = net.layer(block.entry).shape if block.entry else None
+        entry = _entry(net, members[instance]) if members[instance] else None
+        entry_shape = net.layer(entry).shape if entry else None
         exit_shape = net.layer(members[instance][-1]).shape if members[instance] else entry_shape
         joins = (
             current

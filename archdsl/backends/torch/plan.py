@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -230,7 +231,7 @@ def _units(net, owner: str | None, ctors: dict[str, Ctor]) -> list[_Unit]:
         module = Ctor("Sequential", tuple(ctors[i] for i in calls)) if stage else ctors[instance]
         attr = _relative(stage.path if stage else layout.instance_paths[instance], owner_path)
         comment = _call_comment(net, calls)
-        units.append(_Unit(exit_layer, (blocks[calls[0]].entry,), attr, module, CALL, around + inner[:k], inner[:k],
+        units.append(_Unit(exit_layer, (layout.entries[calls[0]],), attr, module, CALL, around + inner[:k], inner[:k],
                            [Member(attr, module, comment)], comment, is_call=True))
     return _collapse_chains(net, units, owner_path)
 
@@ -261,9 +262,10 @@ def _collapse_chains(net, units: list[_Unit], owner_path: str) -> list[_Unit]:
             group = [units[i] for i in inside]
             if any(u.containers[-1] != container for u in group):
                 continue  # something nested in it is not a chain: it stays a container
-            if not _is_chain(net, group, net.blocks[container].entry):
+            entry = net.module_layout.entries.get(container) or net.blocks[container].entry
+            if not _is_chain(net, group, entry):
                 continue
-            collapsed = _Unit(group[-1].layer, (net.blocks[container].entry,),
+            collapsed = _Unit(group[-1].layer, (entry,),
                               _relative(net.module_layout.instance_paths[container], owner_path),
                               Ctor("Sequential"), CALL, group[0].chain[: group[0].chain.index(container) + 1],
                               group[0].containers[:-1], [], "", is_call=True)
@@ -318,7 +320,7 @@ def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
         entry = graph.input
         outputs = dict(net.output_nodes)
     else:
-        entry = net.blocks[owner].entry
+        entry = layout.entries[owner]
         outputs = {"output": layout.exits[owner]}
     end = len(units)
     position = {u.layer.name: k for k, u in enumerate(units)}
@@ -459,27 +461,44 @@ class _Parameters:
         self.arguments = list(arguments)  # the block's parameters: (name, values over the instances)
         self.others = [("in_channels", in_channels)]  # then the input's channels, then names made here
         self.used: list[str] = []
+        self.preferred: dict[tuple[int, ...], str] = {}  # values → the parameter the spec's tokens name for them
+
+    def prefer(self, columns: list[tuple[int, ...]], tokens: list[str]) -> None:
+        """Numbers equal to a parameter that a layer's token names (`conv1-width`) take that name
+        wherever they appear (the batch norm after it), so that one number is one name in the class."""
+        votes: dict[tuple[int, ...], Counter] = {}
+        for values, token in zip(columns, tokens):
+            for name in re.findall(r"[A-Za-z_]\w*", token):
+                if (name, values) in self.arguments:
+                    votes.setdefault(values, Counter())[name] += 1
+        self.preferred = {values: counts.most_common(1)[0][0] for values, counts in votes.items()}
 
     @property
     def known(self) -> list[tuple[str, tuple[int, ...]]]:
         return self.arguments + self.others
 
-    def express(self, values: tuple[int, ...], fallback: str, create: bool = True, reads_input: bool = False):
+    def express(self, values: tuple[int, ...], fallback: str, create: bool = True, reads_input: bool = False,
+                token: str = ""):
         """The expression for a number that takes `values` over the instances: a constant, a parameter
-        (`c`, `in_channels` first where the layer reads the block's input), a multiple (`4 * c`), or a
-        new parameter called `fallback`."""
+        (`c`, `in_channels` first where the layer reads the block's input, one the spec's token names
+        before others of equal value), a multiple (`4 * c`, the smallest factor first), or a new
+        parameter called `fallback`."""
         if len(set(values)) == 1:
             return values[0]
         if reads_input and values == self.others[0][1]:
             return self._use("in_channels")
+        if values in self.preferred:
+            return self._use(self.preferred[values])
+        named = set(re.findall(r"[A-Za-z_]\w*", token))
         for tier in (self.arguments, self.others):
-            for name, known in tier:
+            ordered = sorted(tier, key=lambda item: item[0] not in named)
+            for name, known in ordered:
                 if known == values:
                     return self._use(name)
-            for name, known in tier:
-                if not all(known):
-                    continue
-                for factor in (2, 3, 4, 6, 8):
+            for factor in (2, 3, 4, 6, 8):
+                for name, known in ordered:
+                    if not all(known):
+                        continue
                     if all(v == factor * b for v, b in zip(values, known)):
                         return f"{factor} * {self._use(name)}"
                     if all(b == factor * v for v, b in zip(values, known)):
@@ -532,7 +551,7 @@ def _variant_suffix(net, group: list[str], common: list[str], k: int) -> str:
 def _template(net, name: str, group: list[str], forwards: dict[str, Forward], numbers: dict[str, list[int]]) -> BlockClass:
     first = net.blocks[group[0]]
     forward = forwards[group[0]]
-    entries = [net.layer(net.blocks[i].entry).shape for i in group]
+    entries = [net.layer(net.module_layout.entries[i]).shape for i in group]
     arguments = []
     for param, _ in first.args:
         values = tuple(dict(net.blocks[i].args).get(param) for i in group)
@@ -540,8 +559,9 @@ def _template(net, name: str, group: list[str], forwards: dict[str, Forward], nu
             arguments.append((param, values))
     params = _Parameters(arguments, tuple(s[0] for s in entries))
     columns = list(zip(*(numbers[i] for i in group)))
-    slot_names, reads_input = _slot_names(forward, first.entry)
-    exprs = [_as_expr(params.express(tuple(col), slot_names[j], reads_input=reads_input[j]))
+    slot_names, reads_input, tokens = _slot_names(forward, net.module_layout.entries[first.id])
+    params.prefer([tuple(col) for col in columns], tokens)
+    exprs = [_as_expr(params.express(tuple(col), slot_names[j], reads_input=reads_input[j], token=tokens[j]))
              for j, col in enumerate(columns)]
     members = []
     queue = list(exprs)
@@ -576,15 +596,18 @@ def _as_expr(value) -> object:
     return value if isinstance(value, int) else Expr(value)
 
 
-def _slot_names(forward: Forward, entry: str) -> tuple[list[str], list[bool]]:
-    """For each number of a forward's modules: a fallback name (`conv3_out`), and whether it is
-    the input channels of a layer that reads the block's input."""
+def _slot_names(forward: Forward, entry: str) -> tuple[list[str], list[bool], list[str]]:
+    """For each number of a forward's modules: a fallback name (`conv3_out`), whether it is the input
+    channels of a layer that reads the block's input, and the layer's token as the spec wrote it."""
     names: list[str] = []
     reads: list[bool] = []
+    tokens: list[str] = []
     for member in forward.members:
         reading = member.layer is not None and entry in member.layer.inputs
+        before = len(names)
         _name_slots(member.module, member.attr.replace(".", "_"), names, reads, reading)
-    return names, reads
+        tokens += [member.layer.token if member.layer is not None else ""] * (len(names) - before)
+    return names, reads, tokens
 
 
 def _name_slots(value, where: str, names: list[str], reads: list[bool], reading: bool, first: bool = False) -> None:

@@ -598,6 +598,44 @@ def prelu(node, b: Builder, attrs: dict) -> None:
     b.add(node, _registered(node, "prelu")(slope.size > 1), [x], {"weight": slope})
 
 
+@converter("Split")
+def split(node, b: Builder, attrs: dict) -> None:
+    """A cut of the channels into parts (ShuffleNetV2's `x.chunk(2, dim=1)`): one slice layer per part,
+    which the writer writes as `split -> a, b`."""
+    from ..ops import ChannelSlice
+
+    x = node.input[0]
+    rank = len(b.shape(x))
+    if int(attrs.get("axis", 0)) % rank != 1:
+        raise UnsupportedOp(node, f"a split on axis {attrs.get('axis', 0)}; archdsl splits channels")
+    start = 0
+    for output in node.output:
+        size = b.shape(output)[1]
+        b.add(node, ChannelSlice(start, start + size), [x], output=output)
+        start += size
+
+
+@converter("Slice")
+def channel_slice(node, b: Builder, attrs: dict) -> None:
+    """Channels start … stop − 1 (archdsl's own `split` exports as one Slice per part)."""
+    import numpy as np
+
+    from ..ops import ChannelSlice
+
+    x = node.input[0]
+    rank = len(b.shape(x))
+    starts, ends = (b.const(t) for t in node.input[1:3])
+    axes = b.const(node.input[3]) if len(node.input) > 3 and node.input[3] else np.arange(rank)
+    steps = b.const(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+    if starts is None or ends is None or axes is None or (steps is not None and (steps != 1).any()) \
+            or [int(a) % rank for a in axes.reshape(-1)] != [1]:
+        raise UnsupportedOp(node, "a slice of other axes than the channels, or with a step; archdsl cuts channels")
+    channels = b.shape(x)[1]
+    start, end = (int(np.clip(v.reshape(-1)[0] + (channels if v.reshape(-1)[0] < 0 else 0), 0, channels))
+                  for v in (starts, ends))
+    b.add(node, ChannelSlice(start, end), [x])
+
+
 # ---- merges -----------------------------------------------------------------------------------------------
 
 
@@ -720,7 +758,7 @@ def resize(node, b: Builder, attrs: dict) -> None:
 # ---- shape computations: nothing to archdsl ---------------------------------------------------------------------
 
 
-@converter("Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Slice", "Equal", "Where", "Size")
+@converter("Constant", "Shape", "Gather", "Cast", "ConstantOfShape", "Range", "Equal", "Where", "Size")
 def plumbing(node, b: Builder, attrs: dict) -> None:
     """Nodes that compute shapes or constants: fine as long as no layer reads their output as a tensor."""
     if any(b.produced(t) for t in node.input if t) and node.op_type not in ("Shape", "Size"):

@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 import networkx as nx
 from networkx.algorithms import isomorphism
 
-from ..ops import FC, REGISTRY, Activation, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, GlobalAvgPool, MaxPool, Mul, Trait
+from ..errors import ArchError
+from ..ops import (
+    FC, REGISTRY, Activation, Add, AvgPool, BatchNorm, ChannelSlice, Concat, Conv, Deconv, GlobalAvgPool, MaxPool, Mul,
+    Trait,
+)
 from .convert import Layer
 
 # ---- the items of a spec ---------------------------------------------------------------------------------
@@ -81,6 +85,14 @@ class SqueezeExcite:
 
 
 @dataclass
+class SplitItem:
+    """`split(24, 40) -> a, b`: the channels of one tensor cut into parts, each named."""
+
+    nodes: list[str]  # the parts' layers, in channel order
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Name:
     name: str
 
@@ -123,6 +135,8 @@ def nodes_of(items) -> list[str]:
     for item in items:
         if isinstance(item, (LayerItem, MergeItem)):
             out.append(item.node)
+        elif isinstance(item, SplitItem):
+            out += item.nodes
         elif isinstance(item, Residual):
             out += nodes_of(item.body) + (nodes_of(item.shortcut) if item.shortcut else item.inserted) + [item.merge]
         elif isinstance(item, Inception):
@@ -137,6 +151,8 @@ def nodes_of(items) -> list[str]:
 def output_of(item) -> str:
     if isinstance(item, (LayerItem, MergeItem)):
         return item.node
+    if isinstance(item, SplitItem):
+        return item.nodes[-1]
     if isinstance(item, Composite):
         return item.merge
     raise TypeError(item)
@@ -261,8 +277,8 @@ def _walk_back(graph, tensor: str, fork: str, found: dict) -> list | None:
             node = found[node].fork
             continue
         layer = _layer(graph, node)
-        if len(layer.inputs) != 1:
-            return None
+        if len(layer.inputs) != 1 or isinstance(layer.op, ChannelSlice):
+            return None  # a merge, or a part of a split: named tensors
         items.insert(0, LayerItem(node))
         node = layer.inputs[0]
     return items
@@ -404,9 +420,18 @@ def sequence(graph: nx.DiGraph, source: str, outputs: dict[str, str], found: dic
     items: list = []
     current = source
     wanted: dict[str, None] = {}  # tensors read away from where they were made
+    split_done: set[str] = set()
     for n in order:
+        if n in split_done:
+            continue
         if n in found:
             item, inputs = found[n], [found[n].fork]
+        elif isinstance(_layer(graph, n).op, ChannelSlice):
+            parts = _split_parts(graph, n)
+            split_done.update(parts)
+            item, inputs = SplitItem(parts), [_layer(graph, n).inputs[0]]
+            for part in parts:
+                wanted[part] = None
         else:
             layer = _layer(graph, n)
             inputs = list(layer.inputs)
@@ -427,6 +452,19 @@ def sequence(graph: nx.DiGraph, source: str, outputs: dict[str, str], found: dic
         items.append(Ref(main))
         wanted[main] = None
     return _named(graph, items, wanted, outputs, source)
+
+
+def _split_parts(graph, node: str) -> list[str]:
+    """The slices of one tensor that `node` is one of, in channel order; they must cut all its channels."""
+    source = _layer(graph, node).inputs[0]
+    parts = sorted((s for s in graph.successors(source) if isinstance(_layer(graph, s).op, ChannelSlice)),
+                   key=lambda s: _layer(graph, s).op.start)
+    edges = [(_layer(graph, p).op.start, _layer(graph, p).op.stop) for p in parts]
+    channels = _layer(graph, source).shape[0]
+    if edges[0][0] != 0 or edges[-1][1] != channels or any(a[1] != b[0] for a, b in zip(edges, edges[1:])):
+        raise ArchError(f"channel slices {edges} of a {channels}-channel tensor do not cut it into parts one after"
+                        " another; archdsl writes slices as a split of all the channels")
+    return parts
 
 
 def _named(graph, items: list, wanted: dict, outputs: dict[str, str], source: str) -> list:
@@ -462,6 +500,9 @@ def _named(graph, items: list, wanted: dict, outputs: dict[str, str], source: st
             continue
         if isinstance(item, MergeItem):
             item = MergeItem(item.node, [names[r] for r in item.refs])
+        if isinstance(item, SplitItem):
+            out.append(SplitItem(item.nodes, [names[n] for n in item.nodes]))
+            continue
         out.append(item)
         produced = output_of(item)
         if produced in names and produced != source:
@@ -485,9 +526,16 @@ SLOTS = {Conv: ("out_channels", "stride", "groups"), Deconv: ("out_channels", "s
 _PREFIX = {"out_channels": "c", "out_features": "n", "stride": "s", "groups": "g", "ratio": "r", "squeeze": "c"}
 
 
-def _is_tail(graph, item) -> bool:
-    """An activation after a composite, taken into its block (ResNet's relu after the add)."""
-    return isinstance(item, LayerItem) and _layer(graph, item.node).op.has(Trait.ELEMENTWISE)
+def _is_tail(graph, item, shape_kept: bool = False) -> bool:
+    """An activation after a composite, taken into its block (ResNet's relu after the add); with
+    `shape_kept`, any layer without weights that keeps the shape (ShuffleNet's shuffle after its concat)."""
+    if not isinstance(item, LayerItem):
+        return False
+    layer = _layer(graph, item.node)
+    if layer.op.has(Trait.ELEMENTWISE):
+        return True
+    return shape_kept and not layer.weights and len(layer.inputs) == 1 \
+        and _layer(graph, layer.inputs[0]).shape == layer.shape
 
 
 def units(graph, items: list) -> list[tuple[int, int]]:
@@ -505,9 +553,17 @@ def units(graph, items: list) -> list[tuple[int, int]]:
             i = j
         else:
             i += 1
-    paths = [_common_path(graph, nodes_of(items[a:b])) for a, b in spans]
-    siblings = {(p.rsplit(".", 1)[0] if "." in p else "", p.count(".")) for p in paths if p}
+    composite_spans = list(spans)
     covered = {k for a, b in spans for k in range(a, b)}
+    for a, b in _named_segments(items):
+        if covered & set(range(a, b)):
+            continue
+        while b < len(items) and b not in covered and _is_tail(graph, items[b], shape_kept=True):
+            b += 1
+        spans.append((a, b))
+        covered |= set(range(a, b))
+    paths = [_common_path(graph, nodes_of(items[a:b])) for a, b in composite_spans]
+    siblings = {(p.rsplit(".", 1)[0] if "." in p else "", p.count(".")) for p in paths if p}
     k = 0
     while k < len(items):
         if k in covered or not isinstance(items[k], LayerItem):
@@ -527,6 +583,50 @@ def units(graph, items: list) -> list[tuple[int, int]]:
         else:
             k += 1
     return sorted(spans)
+
+
+def _named_segments(items: list) -> list[tuple[int, int]]:
+    """Runs of items written with named tensors that nothing outside them reads (ShuffleNetV2's unit:
+    split, a branch, a concat): between two places where no name is still to be read. Names that
+    are outputs stay outside blocks (a block's names are its own)."""
+    defined: dict[str, int] = {}
+    last_read: dict[str, int] = {}
+    for k, item in enumerate(items):
+        for name in _defines(item):
+            defined[name] = k
+        for name in _reads(item):
+            last_read[name] = k
+    outputs = {item.name for item in items if isinstance(item, Name) and item.name not in last_read}
+    if "input" in last_read:
+        return []  # @input is the network's own name: no block can read it
+    open_until = [0] * (len(items) + 1)
+    for name, k in defined.items():
+        for p in range(k + 1, last_read.get(name, k) + 1):
+            open_until[p] = 1
+    cuts = [p for p in range(len(items) + 1) if not open_until[p]]
+    spans = []
+    for a, b in zip(cuts, cuts[1:]):
+        segment = items[a:b]
+        names = {n for item in segment for n in _defines(item)}
+        if b - a >= 2 and names and not names & outputs and any(_reads(item) for item in segment):
+            spans.append((a, b))
+    return spans
+
+
+def _defines(item) -> list[str]:
+    if isinstance(item, Name):
+        return [item.name]
+    if isinstance(item, SplitItem):
+        return list(item.names)
+    return []
+
+
+def _reads(item) -> list[str]:
+    if isinstance(item, Ref):
+        return [item.name]
+    if isinstance(item, MergeItem):
+        return list(item.refs)
+    return []
 
 
 def _common_path(graph, nodes: list[str], share: float = 1.0) -> str:
@@ -568,6 +668,12 @@ def _label(graph, node: str, se: dict) -> tuple:
     if node in se:
         kind, _value, *options = se[node]
         return (type(op).__name__, "se", kind, tuple(options))
+    if isinstance(op, ChannelSlice):  # a part of a split: which one, and the sizes where they differ
+        layer = _layer(graph, node)
+        parts = sorted((_layer(graph, s).op for s in graph.successors(layer.inputs[0])
+                        if isinstance(_layer(graph, s).op, ChannelSlice)), key=lambda o: o.start)
+        sizes = [o.stop - o.start for o in parts]
+        return ("ChannelSlice", parts.index(op), len(parts), None if len(set(sizes)) == 1 else tuple(sizes))
     slots = SLOTS.get(type(op), ())
     fields = tuple((f.name, getattr(op, f.name)) for f in dataclasses.fields(op) if f.name not in slots)
     return (type(op).__name__, fields)

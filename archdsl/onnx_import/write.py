@@ -17,7 +17,7 @@ from ..ops import (
 from ..ops.base import compact_sizes
 from ..shapes import fmt_shape, full_padding, same_padding
 from .structure import (
-    Block, Call, Inception, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SqueezeExcite,
+    Block, Call, Inception, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SplitItem, SqueezeExcite,
 )
 
 WIDTH = 90  # a composite longer than this is written over several lines
@@ -163,6 +163,8 @@ class Writer:
         for (family, name), values in by_option.items():
             value, n = values.most_common(1)[0]
             declared = _declared_defaults(family).get(name)
+            if declared is None:
+                continue  # an option the layer needs written (shuffle's groups)
             if value not in (declared, "auto") and n >= 3 and n * 4 >= count[family] * 3:
                 self.defaults.setdefault(family, {})[name] = value
         for family in AFTER_FAMILIES:
@@ -231,6 +233,10 @@ class Writer:
                 out.append(("composite", self.inception(item, slots)))
             elif isinstance(item, SqueezeExcite):
                 out.append(("follower", f"se<{item.options(slots)}>"))
+            elif isinstance(item, SplitItem):
+                sizes = [self.layer(n).shape[0] for n in item.nodes]
+                cut = "split" if len(set(sizes)) == 1 else f"split({', '.join(map(str, sizes))})"
+                out.append(("layer", f"{cut} -> {', '.join(item.names)}"))
             elif isinstance(item, Name):
                 out.append(("name", f"-> {item.name}"))
             elif isinstance(item, Ref):
@@ -385,7 +391,10 @@ def _declared_defaults(family: str) -> dict[str, str]:
     out = {}
     for option in cls.options:
         value = option.default
-        out[option.name] = "auto" if value is None else number(value) if isinstance(value, (bool, float)) else str(value)
+        if value is None:  # left to archdsl (a bias), or needed written (shuffle's groups)
+            out[option.name] = "auto" if option.name == "bias" else None
+        else:
+            out[option.name] = number(value) if isinstance(value, (bool, float)) else str(value)
     return out
 
 

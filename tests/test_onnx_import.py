@@ -158,8 +158,15 @@ def test_the_default_exporter_and_the_cli(tmp_path, capsys):
 # ---- ONNX files written by other code: torchvision's models as tests/reference has them ----------------------
 
 
+# The three, and the networks whose ONNX needs the modern ops: channel split and shuffle,
+# SiLU/hardswish with squeeze-excitation as 1×1 convolutions, and ConvNeXt's channels-last layer norm,
+# pointwise linear layers and layer scale.
+TORCHVISION = ["resnet50", "mobilenet_v2", "densenet121", "shufflenet_v2_x1_0", "efficientnet_b0",
+               "mobilenet_v3_small", "convnext_tiny"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "densenet121"])
+@pytest.mark.parametrize("name", TORCHVISION)
 def test_torchvision_models_through_onnx(name, tmp_path):
     torch.manual_seed(0)
     model = randomised(reference.build(name))
@@ -176,8 +183,12 @@ def test_torchvision_models_through_onnx(name, tmp_path):
         assert re.search(r"^block \w+ = inception< \| bn relu conv1-128 bn relu conv3-32\(bias=false\) >$", imported.text, re.M)
         assert re.search(r"\* 24$", imported.text, re.M)
     if name == "mobilenet_v2":  # the inverted residual with its expansion as a parameter
-        assert any("residual< conv1-c relu6 conv3-c(groups=c) relu6 conv1-(c/6) >" in imported.text for _ in blocks)
-    assert len(imported.text.splitlines()) <= 30
+        assert "residual< conv1-c relu6 conv3-c(groups=c) relu6 conv1-(c/6) >" in imported.text
+    if name == "shufflenet_v2_x1_0":  # the unit, written with a split, is a block
+        assert re.search(r"^  split -> \w+, \w+$", imported.text, re.M) and re.search(r"\(116\) \* 7$", imported.text, re.M)
+    if name == "convnext_tiny":
+        assert "layernorm fc-(4*c)(pointwise=true) gelu fc-c(pointwise=true) layerscale" in imported.text
+    assert blocks and len(imported.text.splitlines()) <= 40
 
 
 # ---- every op archdsl has --------------------------------------------------------------------------------------

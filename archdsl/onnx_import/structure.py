@@ -545,7 +545,7 @@ def units(graph, items: list) -> list[tuple[int, int]]:
     spans = []
     i = 0
     while i < len(items):
-        if isinstance(items[i], Composite):
+        if isinstance(items[i], Composite) and not isinstance(items[i], SqueezeExcite):  # se<…> alone is short
             j = i + 1
             while j < len(items) and _is_tail(graph, items[j]):
                 j += 1
@@ -574,10 +574,11 @@ def units(graph, items: list) -> list[tuple[int, int]]:
         prefix = next((".".join(parts[: depth + 1]) for parent, depth in sorted(siblings)
                        if len(parts) > depth + 1 and ".".join(parts[:depth]) == parent), None)
         end = k
-        while prefix and end < len(items) and end not in covered and isinstance(items[end], LayerItem) \
-                and ((_layer(graph, items[end].node).hint or "") + ".").startswith(prefix + "."):
+        while prefix and end < len(items) and end not in covered \
+                and isinstance(items[end], (LayerItem, SqueezeExcite)) \
+                and all(((_layer(graph, n).hint or "") + ".").startswith(prefix + ".") for n in nodes_of([items[end]])):
             end += 1
-        if prefix and end - k >= 2:
+        if prefix and len(nodes_of(items[k:end])) >= 3:
             spans.append((k, end))
             k = end
         else:

@@ -86,7 +86,8 @@ class Writer:
                 options.append(("count_include_pad", number(op.count_include_pad)))
             return Token(head, options, family)
         if isinstance(op, FC):
-            return Token(f"fc-{_dim(op.out_features, slot('out_features'))}", [("bias", number(op.bias))], "fc")
+            return Token(f"fc-{_dim(op.out_features, slot('out_features'))}",
+                         [("bias", number(op.bias)), ("pointwise", number(op.pointwise))], "fc")
         if isinstance(op, BatchNorm):
             return Token("bn", [("eps", number(op.eps)), ("momentum", number(op.momentum))], "bn")
         if isinstance(op, LRN):

@@ -19,7 +19,7 @@ from archdsl.backends.torch import export_onnx, load_checkpoint, to_torch  # noq
 from archdsl.backends.torch.onnx_export import check_onnx  # noqa: E402
 from archdsl.cli import main  # noqa: E402
 from archdsl.errors import ArchError  # noqa: E402
-from reference.zoo import SMALL_SIDES, load_spec, settle_batch_norms  # noqa: E402
+from reference.zoo import SMALL_SIDES, load_spec, settle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.arch"
@@ -139,7 +139,7 @@ gap dropout(0.2) fc-10
 def test_the_zoos_constructs_through_the_dynamo_exporter(tmp_path):
     net = archdsl.load(ZOO_CONSTRUCTS)
     torch.manual_seed(0)
-    model = settle_batch_norms(to_torch(net))
+    model = settle(to_torch(net))
     out = export_onnx(net, tmp_path / "zoo_constructs.onnx", model=model, exporter="dynamo")
     assert_matches(out, model, net.input_shape, batch=1)
 
@@ -153,7 +153,7 @@ def test_torchvisions_networks_from_the_zoo(name, tmp_path):
     the same constructs. One onnxruntime session (Wide ResNet's file is 270 MB): this test's."""
     net = load_spec(name, SMALL_SIDES[name])
     torch.manual_seed(0)
-    model = settle_batch_norms(to_torch(net))
+    model = settle(to_torch(net))
     out = export_onnx(net, tmp_path / f"{name}.onnx", model=model, exporter="torchscript", check=False)
     assert_matches(out, model, net.input_shape, batch=2, relative=True)
 

@@ -26,7 +26,7 @@ from archdsl.ir import Layer  # noqa: E402
 from archdsl.backends import tvm as tvm_backend  # noqa: E402
 from archdsl.backends.tvm.weights import random_weights  # noqa: E402
 from archdsl.naming import flat_module_name  # noqa: E402
-from reference.zoo import SMALL_SIDES, load_spec, settle_batch_norms  # noqa: E402
+from reference.zoo import SMALL_SIDES, load_spec, settle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = 1e-4
@@ -646,7 +646,7 @@ def test_zoo_matches_pytorch(spec):
     net = load_spec(spec.stem, SMALL_SIDES[spec.stem]) if small else archdsl.load(spec)
     model = net.to_torch().eval()
     if small:
-        settle_batch_norms(model)
+        settle(model)
     runner = tvm_backend.to_tvm(net, state_dict=model.state_dict())
     x = np.random.default_rng(0).standard_normal((1, *net.input_shape)).astype(np.float32)
     with torch.no_grad():

@@ -6,6 +6,7 @@ a small input, where the backends' numerics are checked at a fraction of the cos
     SMALL_SIDES[name]           a small square input side at which the spec still checks without a
                                 warning, with every block and every op still in the graph
     load_spec(name, side=None)  specs/NAME.arch, with its `input` line made 3×side×side when given
+                                (or any shape: load_spec("c3d", "3x16x32x32"))
     load_text(text)             a spec written in a test, reading the zoo's libraries (`use "lib/…"`)
     settle(model)               norms' statistics and affine parameters and layer scales away from
                                 their initial values, as training leaves them, so that
@@ -44,19 +45,20 @@ SMALL_SIDES: Dict[str, int] = {
 }
 PINNED: Tuple[str, ...] = tuple(sorted({"resnet18", "resnet50", *SMALL_SIDES}))
 
-_INPUT_LINE = re.compile(r"^input\s+3x\d+x\d+\b", re.M)
+_INPUT_LINE = re.compile(r"^input\s+\d+(x\d+)*\b", re.M)
 
 
-def load_spec(name: str, side: Optional[int] = None):
-    """The zoo spec `name` (an archdsl.Network), at its own input or at 3×side×side."""
+def load_spec(name: str, side=None):
+    """The zoo spec `name` (an archdsl.Network), at its own input, at 3×side×side, or at the shape `side`."""
     import archdsl
 
     path = SPECS / f"{name}.arch"
     if side is None:
         return archdsl.load(path)
-    text, count = _INPUT_LINE.subn(f"input 3x{side}x{side}", path.read_text())
+    shape = side if isinstance(side, str) else f"3x{side}x{side}"
+    text, count = _INPUT_LINE.subn(f"input {shape}", path.read_text())
     if count != 1:
-        raise ValueError(f"{path} has {count} lines `input 3xHxW`; expected one to resize")
+        raise ValueError(f"{path} has {count} `input` lines; expected one to resize")
     return load_text(text)
 
 

@@ -6,16 +6,27 @@ expand → analysis passes. It imports neither torch nor tvm.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
 from . import ast
 from .errors import ArchError, Source, Span, SpecImportError, SpecNameError, SpecSyntaxError, did_you_mean
+from .files import os_error
 from .expand import MAX_LAYERS, Expander, FileContext
 from .budget import count_layers
 from .parser import parse
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
+SPEC_SUFFIX = ".arch"
+# Folders (separated like PATH) that `use` may read from besides the top spec's own folder,
+# searched in order for a relative path that is not next to the importing file.
+SEARCH_PATH = "ARCHDSL_PATH"
+# How many files deep `use` may chain (a.arch uses b.arch uses c.arch …).
+MAX_IMPORT_DEPTH = 64
+# A statement only an archdsl spec starts a line with: until one has been read, a file
+# that fails to parse is not shown, as it may be anything that was named *.arch.
+_STATEMENT = re.compile(r"^[ \t]*(use|block|after|defaults|network|input|train)\b", re.MULTILINE)
 
 
 def _file_span(name: str, data: bytes = b"", offset: int = 0) -> Span:
@@ -73,12 +84,34 @@ def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
     return Source(name, text.lstrip("\ufeff"))
 
 
-class Loader:
-    """Parses files once each and builds their FileContexts, following `use`."""
+def search_path() -> tuple[Path, ...]:
+    """The folders in ARCHDSL_PATH, resolved; empty entries and missing folders are left out."""
+    folders = []
+    for entry in os.environ.get(SEARCH_PATH, "").split(os.pathsep):
+        if entry.strip():
+            folder = _absolute(Path(entry).expanduser())
+            try:
+                if folder.is_dir():
+                    folders.append(folder)
+            except OSError:  # a name too long for the file system: no folder to search
+                continue
+    return tuple(folders)
 
-    def __init__(self):
+
+class Loader:
+    """Parses files once each and builds their FileContexts, following `use`.
+
+    `use` reads only spec files (`*.arch`, the name the path resolves to included)
+    inside `root` — the top spec's folder, or the working folder for spec text —
+    or inside a folder of ARCHDSL_PATH: a spec cannot make archdsl read, or quote,
+    a file elsewhere on the machine.
+    """
+
+    def __init__(self, root: Path | None = None):
         self.contexts: dict[Path, FileContext] = {}
         self.in_progress: list[Path] = []
+        self.root = _absolute(root or Path.cwd())
+        self.search_path = search_path()
 
     def context(self, spec: ast.Spec, path: Path | None) -> FileContext:
         ctx = FileContext(spec)
@@ -127,28 +160,107 @@ class Loader:
         return ctx
 
     def import_file(self, use: ast.Use, importer: Path | None) -> FileContext:
-        base = importer.parent if importer is not None else Path.cwd()
-        path = (base / use.path).resolve()
-        if path in self.in_progress:
-            cycle = " → ".join(p.name for p in self.in_progress[self.in_progress.index(path):] + [path])
+        path, target = self.locate(use, importer)
+        if target in self.in_progress:
+            cycle = " → ".join(p.name for p in self.in_progress[self.in_progress.index(target):] + [target])
             raise SpecImportError(f"import cycle: {cycle}. Received: use \"{use.path}\"", use.span)
-        if path in self.contexts:
-            return self.contexts[path]
-        if not path.is_file():
+        if target in self.contexts:
+            return self.contexts[target]
+        if len(self.in_progress) > MAX_IMPORT_DEPTH:
             raise SpecImportError(
-                f"cannot find \"{use.path}\" (looked for {path}, relative to the importing file)."
-                f" Received: use \"{use.path}\"",
+                f"`use` chains more than {MAX_IMPORT_DEPTH} files deep"
+                f" ({self.in_progress[0].name} → {self.in_progress[1].name} → … → {self.in_progress[-1].name});"
+                f" import the blocks from fewer files. Received: use \"{use.path}\"",
                 use.span,
             )
-        self.in_progress.append(path)
+        self.in_progress.append(target)
         try:
             source = read_source(path, use.span)
-            spec = parse(Source(display_name(path), source.text))
+            spec = parse_imported(Source(display_name(path), source.text), use)
             ctx = self.context(spec, path)
         finally:
             self.in_progress.pop()
-        self.contexts[path] = ctx
+        self.contexts[target] = ctx
         return ctx
+
+    def locate(self, use: ast.Use, importer: Path | None) -> tuple[Path, Path]:
+        """The file `use` names, as written (absolute, without `..`) and resolved; nothing is read.
+
+        It must be named *.arch, and so must the file a link leads to; and it must lie in
+        the top spec's folder or an ARCHDSL_PATH folder as written. Links placed inside
+        those folders are followed: they are their owner's choice.
+        """
+        received = f'Received: use "{use.path}"'
+        if not use.path.lower().endswith(SPEC_SUFFIX):
+            raise SpecImportError(f"`use` imports archdsl specs, files named *{SPEC_SUFFIX}. {received}", use.span)
+        base = importer.parent if importer is not None else self.root
+        written = Path(use.path).expanduser()
+        candidates = [_absolute(base / written)]
+        if not written.is_absolute() and not use.path.startswith(("./", "../")):
+            candidates += [_absolute(folder / written) for folder in self.search_path]
+        for candidate in candidates:
+            target = resolve(candidate, use.span, received)
+            if target.is_file():
+                break
+        else:
+            searched = f" or in {SEARCH_PATH} ({', '.join(map(str, self.search_path))})" if len(candidates) > 1 else ""
+            raise SpecImportError(
+                f"cannot find \"{use.path}\" (looked for {candidates[0]}, relative to the importing file{searched})."
+                f" {received}",
+                use.span,
+            )
+        if not any(candidate.is_relative_to(folder) for folder in (self.root, *self.search_path)):
+            raise SpecImportError(
+                f"\"{use.path}\" is {candidate}, outside the folder of the spec being loaded ({self.root});"
+                f" `use` reads files under that folder, or under a folder named in {SEARCH_PATH}"
+                f" (e.g. {SEARCH_PATH}={candidate.parent}). {received}",
+                use.span,
+            )
+        if target.suffix.lower() != SPEC_SUFFIX:
+            raise SpecImportError(
+                f"\"{use.path}\" is a link to {target}, which is not a spec file (*{SPEC_SUFFIX}). {received}", use.span
+            )
+        return candidate, target
+
+
+def _absolute(path: Path) -> Path:
+    """`path` made absolute with `..` taken out by name, not through links (what `use` checks and opens)."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def resolve(path: Path, span: Span, received: str) -> Path:
+    """`path` with links followed, or a SpecImportError for a link loop or an over-long name."""
+    try:
+        resolved = path.resolve()
+        resolved.stat()  # a name longer than the file system allows fails here, or not at all
+    except FileNotFoundError:
+        return resolved
+    except RuntimeError:  # Python < 3.13 reports a symlink loop so
+        raise SpecImportError(f"cannot read {path}: a symbolic link on the way points back at itself. {received}", span) from None
+    except OSError as exc:
+        raise SpecImportError(f"{os_error(exc, path, writing=False).message}. {received}", span) from None
+    return resolved
+
+
+def parse_imported(source: Source, use: ast.Use) -> ast.Spec:
+    """Parse a file `use` imports; a file that fails before its first archdsl statement is not quoted.
+
+    Anything may be named *.arch. Until a line has started with a statement only a spec
+    has (`use`, `block`, `after`, …), an error in the file says where, but shows no line of it.
+    """
+    try:
+        return parse(source)
+    except SpecSyntaxError as err:
+        first = _STATEMENT.search(source.text)
+        first_line = source.text.count("\n", 0, first.start()) + 1 if first else None
+        if err.span is not None and (first_line is None or err.span.line < first_line):
+            raise SpecImportError(
+                f"{source.name} does not read as an archdsl spec: it fails to parse at line {err.span.line},"
+                f" column {err.span.col}, before any archdsl statement (use, block, after, defaults, network,"
+                f" input, train), so archdsl shows none of it. Received: use \"{use.path}\"",
+                use.span,
+            ) from None
+        raise
 
 
 def canonical_family(name: str, span: Span, statement: str) -> str:
@@ -169,10 +281,11 @@ def canonical_family(name: str, span: Span, statement: str) -> str:
 def build_graph(source: Source, path: Path | None, max_layers: int = MAX_LAYERS):
     """Parse, expand and return (spec, graph). Raises ArchError on any problem."""
     spec = parse(source)
-    loader = Loader()
-    if path is not None:
+    absolute = _absolute(path) if path is not None else None
+    loader = Loader(absolute.parent if absolute is not None else None)
+    if absolute is not None:
         loader.in_progress.append(path.resolve())
-    ctx = loader.context(spec, path.resolve() if path is not None else None)
+    ctx = loader.context(spec, absolute)
     count_layers(spec, ctx, max_layers)
     graph = Expander(ctx).run()
     return spec, graph

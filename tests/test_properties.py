@@ -31,6 +31,13 @@ TOKENS = [
     "network n", "input 3x32x32", "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
 ]
 
+# Numbers of up to 6,000 digits: Python's int() refuses 4,300, and sizes stop at 10^15.
+BIG_NUMBERS = st.one_of(
+    st.integers(1, 6000).map(lambda n: "9" * n),
+    st.text(alphabet="0123456789", min_size=15, max_size=120),
+    st.sampled_from(["999999999999999", "1000000000000000", "4294967296", "18446744073709551617"]),
+)
+
 ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzCFINX0123456789-/()[]<>|@*=,.#\"% \n\t_+-"))
 
 
@@ -76,9 +83,28 @@ def test_random_token_sequences(tokens):
     check("input 8x16x16\n" + " ".join(tokens))
 
 
+# Where a number can be written: {} takes it. Sizes, counts, strides, options, arithmetic, train values.
+NUMBER_PLACES = [
+    "input {}", "input 3x{}x8", "input 3x8x8\nconv3-8 * {}", "input 3x8x8\nconv{}-8", "input 3x8x8\nconv3x{}-8",
+    "input 3x8x8\nconv3-{}", "input 3x8x8\nconv3-8/{}", "input 3x8x8\nconv3-8(pad={})",
+    "input 3x8x8\nconv3-8(dilation={})", "input 3x8x8\nmaxpool{}/{}", "input 1x{}\nmaxpool{}/{}",
+    "input 3x8x8\nconv3-(2*{})", "input 3x8x8\nconv3-({}//{})", "input 3x8x8\nupsample({})",
+    "input 3x8x8\nrelu dropout(0.{})", "input 3x8x8\nrelu dropout({}e-{})", "input 3x8x8\n[relu] * ({}-{})",
+    "block b(c={}) = conv3-c\ninput 3x8x8\nb", "input 3x8x8\nse<{}>", "input 3x8x8\nfc-{}",
+    "input 3x8x8\nrelu\ntrain {{ epochs = {} }}", "input 3x8x8\nrelu\ntrain {{ lr = {}.{} }}",
+    "input 3x8x8\nrelu\ntrain {{ schedule = step({}, 0.1) }}",
+]
+
+
+@SETTINGS
+@given(st.sampled_from(NUMBER_PLACES), st.lists(BIG_NUMBERS, min_size=3, max_size=3))
+def test_big_numbers_anywhere(place, numbers):
+    check(place.format(*numbers))
+
+
 def mutate(data, text: str) -> str:
     for _ in range(data.draw(st.integers(1, 4), label="mutations")):
-        kind = data.draw(st.sampled_from(["delete", "insert", "replace", "swap", "duplicate"]), label="kind")
+        kind = data.draw(st.sampled_from(["delete", "insert", "replace", "swap", "duplicate", "number"]), label="kind")
         if not text:
             text = "x"
         i = data.draw(st.integers(0, len(text) - 1), label="at")
@@ -87,6 +113,10 @@ def mutate(data, text: str) -> str:
             text = text[:i] + text[j:]
         elif kind == "insert":
             text = text[:i] + data.draw(st.text(alphabet=ALPHABET, min_size=1, max_size=4), label="insert") + text[i:]
+        elif kind == "number":  # a digit of the text becomes a huge number, or one is inserted
+            digits = [k for k, c in enumerate(text) if c.isdigit()] or [i]
+            at = data.draw(st.sampled_from(digits), label="digit")
+            text = text[:at] + data.draw(BIG_NUMBERS, label="number") + text[at + 1 :]
         elif kind == "replace":
             text = text[:i] + data.draw(ALPHABET, label="char") + text[i + 1 :]
         elif kind == "swap":

@@ -81,7 +81,7 @@ def run(args) -> int:
         if not args.spec:
             raise ArchError("archdsl train needs a SPEC (or --resume RUN_DIR)")
         net = archdsl.load(args.spec)
-        config = resolve_config(net.train_settings, overrides)
+        config = resolve_config(net.train_settings, overrides, net.input_shape)
     for warning in net.warnings:
         print(warning.format(), file=sys.stderr)
     options = RunOptions(out=Path(args.out) if args.out else None, device=args.device, compile=args.compile,

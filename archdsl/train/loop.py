@@ -27,7 +27,7 @@ from archdsl.train import checkpoint as ckpt
 from archdsl.train import distributed as dist
 from archdsl.train import heads as heads_mod
 from archdsl.train import metrics, model as model_mod, optim, rundir
-from archdsl.train.config import TrainConfig
+from archdsl.train.config import TrainConfig, check_config
 from archdsl.train.device import Placement, cpu_threads, place
 from archdsl.train.progress import ProgressBar
 
@@ -181,6 +181,7 @@ def evaluate_split(model, loader, names, place_: Placement) -> tuple[metrics.Tal
 
 def train(net: Network, config: TrainConfig, options: RunOptions) -> Result:
     started = time.perf_counter()
+    check_config(config, net.input_shape)  # before any data is read or batch run
     ctx = dist.context_from_env()
     place_ = place(options.device, ctx.local_rank)
     if len(net.input_shape) != 3:  # channels-last exists for images (N, C, H, W) only

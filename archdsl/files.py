@@ -18,6 +18,7 @@ import errno
 import itertools
 import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -49,11 +50,14 @@ def os_error(exc: OSError, path: str | os.PathLike, writing: bool | None = True)
     """
     if exc.errno in _FULL:
         quota = " (the disk quota is used up)" if exc.errno == errno.EDQUOT else ""
-        return ArchError(f"no space left on device while writing {path}{quota}; free some space and run it again")
-    reasons = _READ_REASONS if writing is False else _WRITE_REASONS
-    reason = reasons.get(exc.errno) or exc.strerror or str(exc)
+        return ArchError(f"no space left on device while writing {path}{quota}")
     verb = {True: "cannot write to", False: "cannot read", None: "cannot use"}[writing]
-    return ArchError(f"{verb} {path}: {reason}")
+    return ArchError(f"{verb} {path}: {reason(exc, writing)}")
+
+
+def reason(exc: OSError, writing: bool | None = True) -> str:
+    """Why an OS call failed, in words."""
+    return (_READ_REASONS if writing is False else _WRITE_REASONS).get(exc.errno) or exc.strerror or str(exc)
 
 
 class _Recording:
@@ -151,9 +155,11 @@ def make_folder(path: str | os.PathLike) -> None:
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise ArchError(f"cannot create the folder {path}: a file of that name is in the way") from None
+        raise ArchError(f"{path} is a file, not a folder; nothing can be written into it") from None
     except OSError as exc:
-        raise os_error(exc, path) from None
+        if exc.errno in _FULL:
+            raise os_error(exc, path) from None
+        raise ArchError(f"cannot create the folder {path}: {reason(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -191,3 +197,53 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         if isinstance(exc, OSError):
             raise os_error(exc, path) from None
         raise
+
+
+def _open_nonblocking(path: str | os.PathLike) -> int:
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever
+    return os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+
+
+def open_regular(path: str | os.PathLike, expected: str, what: str = "file"):
+    """`path` opened for binary reading, or an ArchError when it is missing or no regular file.
+
+    A FIFO, a device (/dev/zero never ends) or a folder is refused without reading
+    from it or blocking on it. `what` names the file in "no such …", `expected`
+    says what should have been there.
+    """
+    try:
+        fd = _open_nonblocking(path)
+    except FileNotFoundError:
+        raise ArchError(f"no such {what}: {path}") from None
+    except IsADirectoryError:
+        raise ArchError(f"{path} is a folder; expected {expected}") from None
+    except OSError as exc:
+        raise os_error(exc, path, writing=False) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ArchError(f"{path} is a folder; expected {expected}")
+        if not stat.S_ISREG(mode):
+            raise ArchError(f"{path} is not a regular file; expected {expected}")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Fail now, with the reason, if `path` cannot be written (before minutes of work that would be lost).
+
+    Creates the folder it goes in; tries a temporary file there (os.access is no
+    answer: root passes it on a read-only file system).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ArchError(f"cannot write to {path}: it is a folder")
+    make_folder(path.parent if str(path.parent) else ".")
+    probe = temporary_name(path)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(probe)
+    except OSError as exc:
+        raise os_error(exc, path) from None

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from pathlib import Path
 
 from . import ast
 from .errors import ArchError, Source, Span, SpecImportError, SpecNameError, SpecSyntaxError, did_you_mean
-from .files import os_error
+from .files import open_regular, os_error
 from .expand import MAX_LAYERS, Expander, FileContext
 from .budget import count_layers
 from .parser import parse
@@ -55,17 +54,12 @@ def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
     """
     name = str(path)
     try:
-        if not Path(path).is_dir() and not stat.S_ISREG(os.stat(path).st_mode):
-            # a FIFO would block and a device like /dev/zero would never end
-            raise SpecImportError(f"{name} is not a regular file; expected a .arch spec file", span or _file_span(name))
-        with open(path, "rb") as file:
+        with open_regular(path, "a .arch spec file", "spec file") as file:
             data = file.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecImportError(f"no such spec file: {name}", span or _file_span(name)) from None
-    except IsADirectoryError:
-        raise SpecImportError(f"{name} is a folder; expected a .arch spec file", span or _file_span(name)) from None
-    except OSError as exc:
-        raise SpecImportError(f"cannot read {name}: {exc.strerror or exc}", span or _file_span(name)) from None
+    except ArchError as err:
+        raise SpecImportError(err.message, span or _file_span(name)) from None
+    except OSError as exc:  # a read error after the open (EIO)
+        raise SpecImportError(os_error(exc, name, writing=False).message, span or _file_span(name)) from None
     if len(data) > MAX_FILE_BYTES:
         raise SpecSyntaxError(f"{name} is over {MAX_FILE_BYTES:,} bytes, the most a spec file may hold", span or _file_span(name))
     nul = data.find(b"\0")

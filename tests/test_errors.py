@@ -423,14 +423,14 @@ def test_unreadable_file_without_permission(tmp_path, monkeypatch):
     # error is raised where the loader opens the file, exactly as the OS would.
     path = tmp_path / "secret.arch"
     path.write_text("input 3x8x8\nrelu\n")
-    import archdsl.loader as loader
+    import archdsl.files as files
 
     def denied(file, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(file))
 
-    monkeypatch.setattr(loader, "open", denied, raising=False)
+    monkeypatch.setattr(files, "_open_nonblocking", denied)
     err = error(path, SpecImportError)
-    assert "cannot read" in err.message and "Permission denied" in err.message
+    assert "cannot read" in err.message and "permission denied" in err.message
     assert err.format().startswith(f"{path}:1:1: error: ")
 
 

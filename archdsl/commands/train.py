@@ -109,8 +109,13 @@ def _resumed(run_dir, spec_arg, overrides):
     config_file = run_dir / "config.json"
     if not (run_dir / "last.pt").exists() or not config_file.exists():
         raise ArchError(f"--resume {run_dir}: not a run folder with last.pt and config.json (did its first epoch finish?)")
-    saved = json.loads(config_file.read_text())
-    config = TrainConfig.from_json(saved)
+    try:
+        saved = json.loads(config_file.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise ArchError(f"--resume {run_dir}: {config_file} cannot be read as JSON ({exc}); it is damaged") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("spec"), str):
+        raise ArchError(f"--resume {run_dir}: {config_file} is not the config.json archdsl train writes")
+    config = TrainConfig.from_json(saved, f"the settings in {config_file}")
     for setting in overrides:  # keys are canonical here
         if setting.key != "epochs":
             raise ArchError(f"a resumed run keeps its settings; only --epochs may change (got {setting.key})",

@@ -107,22 +107,35 @@ class TrainConfig:
         return values
 
     @classmethod
-    def from_json(cls, values: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)} - {"spans"}
-        data = {k: v for k, v in values.items() if k in known}
+    def from_json(cls, values: Mapping[str, Any], where: str = "the saved settings") -> "TrainConfig":
+        """The config `to_json` wrote; `where` names the file in the error when the values are damaged."""
+        try:
+            known = {f.name for f in dataclasses.fields(cls)} - {"spans"}
+            data = {k: v for k, v in values.items() if k in known}
 
-        def as_call(entry: Mapping[str, Any]) -> Call:
-            entry = dict(entry)
-            name = entry.pop("name")
-            return name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()))
+            def as_call(entry: Mapping[str, Any]) -> Call:
+                entry = dict(entry)
+                name = entry.pop("name")
+                return name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()))
 
-        if "optimizer" in data:
-            data["optimizer"] = as_call(data["optimizer"])
-        if "schedule" in data:
-            data["schedule"] = as_call(data["schedule"])
-        if "augment" in data:
-            data["augment"] = tuple(as_call(entry) for entry in data["augment"])
-        return cls(**data)
+            if "optimizer" in data:
+                data["optimizer"] = as_call(data["optimizer"])
+            if "schedule" in data:
+                data["schedule"] = as_call(data["schedule"])
+            if "augment" in data:
+                data["augment"] = tuple(as_call(entry) for entry in data["augment"])
+            config = cls(**data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ArchError(f"{where} are damaged ({type(exc).__name__}: {exc}); expected what archdsl train wrote")
+        wrong = [f.name for f in dataclasses.fields(cls) if f.name in {"dataset", "normalize", "init"}
+                 and not isinstance(getattr(config, f.name), str)]
+        if wrong:
+            raise ArchError(f"{where} are damaged: {', '.join(wrong)} should be text")
+        try:
+            check_config(config)
+        except ArchError as err:
+            raise ArchError(f"{where} are damaged: {err.message}") from None
+        return config
 
     def describe(self) -> str:
         """One line: what will be trained how."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from archdsl import files
 from archdsl.errors import ArchError
 from archdsl.network import Network
 from archdsl.train import checkpoint as ckpt
@@ -52,7 +53,8 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
 
     checkpoint_path = Path(checkpoint_path)
     payload = ckpt.load(checkpoint_path)
-    config = TrainConfig.from_json(payload["config"]) if "config" in payload else TrainConfig()
+    config = TrainConfig.from_json(payload["config"], f"the settings in {checkpoint_path}") if "config" in payload \
+        else TrainConfig()
     if options.dataset:
         config = dataclasses.replace(config, dataset=options.dataset)
     data = load_dataset(config.dataset, net.input_shape, seed=config.seed, val_fraction=config.val_fraction,
@@ -82,7 +84,7 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
     out = options.out or checkpoint_path.parent
     png = None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        files.make_folder(out)
         png = out / f"confusion_{options.split}.png"
         title = f"{net.name} on {config.dataset} ({options.split}): top-1 {tally.acc1:.2%}"
         metrics.plot_confusion(confusion, data.info.class_names, png, title)

@@ -199,7 +199,7 @@ def train(net: Network, config: TrainConfig, options: RunOptions) -> Result:
 
 def _train(net, config, options, ctx, place_, started) -> Result:
     log = options.log if ctx.is_main else (lambda *_: None)
-    resume = ckpt.load(options.resume / "last.pt", "cpu") if options.resume else None
+    resume = ckpt.load(options.resume / ckpt.LAST, "cpu", resume=True) if options.resume else None
     ckpt.seed_everything(config.seed)
     data = load_data(net, config)
     classes = class_count(net, config, data.info.num_classes, config.dataset)
@@ -237,13 +237,9 @@ def _train(net, config, options, ctx, place_, started) -> Result:
     if resume is not None:
         model_mod.check_fits(model, resume["model"], str(options.resume), net.name)
         model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["scheduler"])
-        if scaler is not None and resume.get("scaler"):
-            scaler.load_state_dict(resume["scaler"])
+        ckpt.restore(resume, options.resume / ckpt.LAST, optimizer, schedule, scaler)
         start_epoch, history = resume["epoch"], list(resume["history"])
         best, best_epoch = resume["best_val_top1"], resume["best_epoch"]
-        ckpt.set_rng_state(resume["rng"])
         if isinstance(schedule, torch.optim.lr_scheduler.CosineAnnealingLR):
             schedule.T_max = config.epochs  # --epochs raised on resume: decay to the new end
         log(f"resuming {options.resume} after epoch {start_epoch} of {config.epochs}")
@@ -264,6 +260,8 @@ def _train(net, config, options, ctx, place_, started) -> Result:
                        {"spec": spec_file, "spec_path": str(Path(net.path).resolve()) if net.path else None,
                         "network": net.name, **config.to_json(), "run": placement,
                         "classes": list(data.info.class_names)}, resuming=resume is not None)
+        if resume is not None:
+            ckpt.repair_best(resume, run_dir)
         log(f"run folder {run_dir}")
         log(f"training {net.name} ({sum(p.numel() for p in bare.parameters()):,} params) on "
             f"{place_.describe()}{f' x{ctx.world_size} processes' if ctx.distributed else ''}: {config.describe()}")
@@ -298,9 +296,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
             if ctx.is_main:
                 state = _checkpoint(bare, optimizer, schedule, scaler, epoch + 1, history, best, best_epoch, config,
                                     net, data.info, classes)
-                ckpt.save_atomic(state, run_dir / "last.pt")
-                if improved:
-                    ckpt.save_atomic(state, run_dir / "best.pt")
+                ckpt.save_epoch(state, run_dir, improved)
                 metrics.write_csv(history, run_dir / "metrics.csv")
                 curves.maybe_draw(history, final=epoch + 1 == config.epochs)
                 log(f"{label}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2%} | val loss "

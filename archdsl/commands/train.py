@@ -70,7 +70,14 @@ def run(args) -> int:
             raise ArchError(f"--nproc expects a number of processes >= 1, got {args.nproc}")
         if distributed.context_from_env().distributed:
             raise ArchError("--nproc inside a distributed launch; run either torchrun or --nproc, not both")
-        return distributed.launch(args.nproc, _child_argv(args), launcher)
+        if not args.spec and not args.resume:
+            raise ArchError("archdsl train needs a SPEC (or --resume RUN_DIR)")
+        if not args.out and not args.resume:  # named here, so that a failure can say what to resume
+            from archdsl.train.rundir import new_run_dir
+
+            args.out = str(new_run_dir(archdsl.load(args.spec).name))
+        run_dir = Path(args.resume or args.out)
+        return distributed.launch(args.nproc, _child_argv(args), launcher, run_dir)
 
     overrides = [override(key, getattr(args, f"set_{key}")) for _, key, _, _ in SETTING_FLAGS
                  if getattr(args, f"set_{key}") is not None]
@@ -92,6 +99,8 @@ def run(args) -> int:
     except Interrupted as exc:
         report_interrupt(exc)
         return 130
+    except RuntimeError as exc:  # in a distributed run: another process has gone, DDP's backward noticed
+        raise distributed.lost_peer(exc) or exc
     return 0
 
 

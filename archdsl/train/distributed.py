@@ -123,7 +123,8 @@ def launch(nproc: int, argv: list[str], launcher: dict[str, str | None], run_dir
     threads = os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     saved_env = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = threads  # the workers inherit this process's environment
-    quiet = [logging.getLogger(name) for name in ("torch.distributed.elastic", "torch.distributed.run")]
+    quiet = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+             if name.startswith(("torch.distributed.elastic", "torch.distributed.run"))]
     levels = [logger.level for logger in quiet]
     for logger in quiet:  # its lines about stopping the others say what the summary below says
         logger.setLevel(logging.CRITICAL)

@@ -93,6 +93,9 @@ class _Recording:
     def seekable(self) -> bool:
         return self._raw.seekable()
 
+    def read(self, *args):  # numpy takes an object with `read` for a file; a write-only one raises here
+        return self._raw.read(*args)
+
     def writable(self) -> bool:
         return True
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def read_params(out: str | os.PathLike, meta: dict[str, Any]) -> dict[str, np.nd
         if err.message.startswith(f"{out} is not a usable"):
             raise
         raise _damaged(out, err.message) from None
-    except (OSError, ValueError, KeyError, EOFError) as exc:  # not a zip, a damaged member, pickled data
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # not a zip, a damaged member, pickled data
         raise _damaged(out, f"{PARAMS} cannot be read ({type(exc).__name__}: {exc})") from None
 
 

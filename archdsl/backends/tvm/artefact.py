@@ -33,6 +33,19 @@ _MAX_META_BYTES = 1 << 20
 _COMPILE_AGAIN = "compile it again: archdsl compile SPEC --target tvm -o {out}"
 
 
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """`out_dir` when a build may be written there: new, empty, or an earlier build (which it replaces whole)."""
+    out = Path(out_dir)
+    if out.is_dir() and out.resolve() != Path.cwd().resolve():
+        strangers = sorted(p.name for p in out.iterdir() if p.name not in FILES)
+        if strangers:
+            raise ArchError(f"{out} holds other files ({', '.join(strangers[:5])}{', …' if len(strangers) > 5 else ''});"
+                            " a build replaces its whole folder: choose a new or empty -o folder")
+    elif out.exists():
+        raise ArchError(f"-o {out}: a build is a folder; choose a new or empty one (not the working folder or a file)")
+    return out
+
+
 def library_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     """{"file", "bytes", "sha256"} of a built model.so, for meta.json."""
     digest = hashlib.sha256()

@@ -108,14 +108,7 @@ def export(executable, lowered, target, out_dir: str, *, spec_name: str = "", ex
     renamed at the end (an interrupted build leaves the previous one as it was).
     An existing `out_dir` is replaced only when it holds nothing but a build.
     """
-    out = Path(out_dir)
-    if out.is_dir() and out.resolve() != Path.cwd().resolve():
-        strangers = sorted(p.name for p in out.iterdir() if p.name not in artefact.FILES)
-        if strangers:
-            raise ArchError(f"{out} holds other files ({', '.join(strangers[:5])}{', …' if len(strangers) > 5 else ''});"
-                            " a build replaces its whole folder: choose a new or empty -o folder")
-    elif out.exists():
-        raise ArchError(f"-o {out}: a build is a folder; choose a new or empty one (not the working folder or a file)")
+    out = artefact.check_out_dir(out_dir)
     with files.atomic_folder(out) as tmp:
         library = tmp / artefact.LIBRARY
         executable.export_library(str(library))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from ...errors import ArchError
+from .artefact import check_out_dir
 from .build import build, export
 from .database import open_database_dir
 from .load import load_network, load_state_dict
@@ -38,6 +39,7 @@ def compile_spec(spec, out_dir: str, checkpoint=None, device: str = "cpu", batch
     if device not in ("cpu", "cuda"):
         raise ArchError(f"--device must be cpu or cuda. Received: {device!r}")
     start = time.time()
+    check_out_dir(out_dir)  # before minutes of building, not after
     net = load_network(spec)
     spec_name = str(getattr(net, "path", None) or net.name)
     state_dict = load_state_dict(checkpoint) if checkpoint is not None else None

@@ -117,30 +117,43 @@ def atomic_write(path: str | os.PathLike) -> Iterator[_Recording]:
     """A binary file object whose contents replace `path` when the block ends without an exception.
 
     Any OS error (a full disk, a read-only folder) becomes an ArchError naming `path`;
-    the old `path` stays as it was and the temporary file is removed.
+    the old `path` stays as it was and the temporary file is removed. A `path` that is
+    a device or a FIFO (`-o /dev/stdout`) is written into directly: it is never replaced.
     """
-    path = Path(path)
-    tmp = temporary_name(path)
+    shown = path = Path(path)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # not there yet (or not reachable: creating the temporary file says why)
+    if mode is not None and stat.S_ISDIR(mode):
+        raise ArchError(f"cannot write to {shown}: it is a folder")
+    direct = mode is not None and not stat.S_ISREG(mode)  # /dev/stdout, a FIFO: written into, never replaced
+    if mode is not None and not direct and path.is_symlink():
+        path = Path(os.path.realpath(path))  # the file a link names is replaced, not the link
+    tmp = path if direct else temporary_name(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | (0 if direct else os.O_CREAT | os.O_EXCL), 0o666)
     except OSError as exc:
-        raise os_error(exc, path) from None
+        raise os_error(exc, shown) from None
     file = _Recording(os.fdopen(fd, "wb"))
     try:
         yield file
         file.flush()
-        os.fsync(file.fileno())  # the rename must not land before the data on a power cut
+        if not direct:
+            os.fsync(file.fileno())  # the rename must not land before the data on a power cut
         file._raw.close()
-        os.replace(tmp, path)
+        if not direct:
+            os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             file._raw.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if not direct:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         if file.error is not None:  # what the writer saw first, whatever it raised after
-            raise os_error(file.error, path) from None
+            raise os_error(file.error, shown) from None
         if isinstance(exc, OSError):
-            raise os_error(exc, path) from None
+            raise os_error(exc, shown) from None
         raise
 
 

@@ -237,3 +237,23 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
             raise ValueError("a bug")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+def test_atomic_write_writes_into_a_fifo_and_through_a_link(tmp_path):
+    """`-o /dev/stdout` or a FIFO is written into, never replaced by a file; a link keeps pointing at its file."""
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    files.write_bytes(fifo, b"through the pipe")
+    reader.join(timeout=30)
+    assert received == [b"through the pipe"] and fifo.is_fifo()
+    (tmp_path / "real.txt").write_text("old")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "real.txt")
+    files.write_text(tmp_path / "link.txt", "new")
+    assert (tmp_path / "link.txt").is_symlink() and (tmp_path / "real.txt").read_text() == "new"
+    with pytest.raises(ArchError, match="it is a folder"):
+        files.write_text(tmp_path, "x")

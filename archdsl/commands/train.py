@@ -64,6 +64,8 @@ def run(args) -> int:
     from archdsl.train.config import override, overrides_from_pairs, resolve_config
     from archdsl.train.loop import Interrupted, RunOptions, report_interrupt, train
 
+    if args.threads is not None and args.threads < 1:
+        raise ArchError(f"--threads expects a number of CPU threads >= 1, got {args.threads}")
     launcher = {k: getattr(args, f"launch_{k}") for k in distributed.LAUNCHER_OPTIONS}
     if args.nproc is not None:
         if args.nproc < 1:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from typing import Mapping
 
 from .errors import ArchError, ArchWarning
 from .network import Network
@@ -16,23 +17,20 @@ __version__ = "0.1.0"
 __all__ = ["load", "Network", "ArchError", "ArchWarning", "__version__"]
 
 
-def load(path_or_text: str | os.PathLike, *, strict: bool = False, max_layers: int | None = None) -> Network:
+def load(path_or_text: str | os.PathLike, *, strict: bool = False, max_layers: int | None = None,
+         files: Mapping[str | os.PathLike, str] | None = None) -> Network:
     """Parse, expand and check a spec (a path, or the spec's text) into a `Network`.
 
     Raises `ArchError` (with `.span`, the file position) for any problem in the
     spec. With `strict`, a layer whose windows don't fit its input is an error
-    instead of a warning.
+    instead of a warning. `files` maps paths to texts that replace those files'
+    contents on disk, the spec's own or a `use`d one's (an editor's unsaved buffers).
     """
     from .expand import MAX_LAYERS
-    from .loader import build_graph, load_source
-    from .network import name_outputs
-    from .passes import run_all
+    from .loader import Loader, build_network, load_source
+    from .parser import parse
 
-    source, path = load_source(path_or_text)
-    spec, graph = build_graph(source, path, max_layers or MAX_LAYERS)
-    warnings = run_all(graph)
-    if strict and warnings:
-        raise ArchError(warnings[0].message, warnings[0].span)
-    graph.graph["outputs"] = name_outputs(graph)
-    name = spec.name[0] if spec.name else (path.stem if path is not None else "network")
-    return Network(name, graph, spec, path, warnings)
+    source, path = load_source(path_or_text, files)
+    spec = parse(source)
+    ctx = Loader(files).main_context(spec, path)
+    return build_network(spec, ctx, path, strict=strict, max_layers=max_layers or MAX_LAYERS)

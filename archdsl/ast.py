@@ -10,7 +10,7 @@ from typing import Union
 
 from .errors import Span
 
-# ---- expressions (integer arithmetic on block parameters, option values) ----
+# ---- expressions (arithmetic on block parameters, option values) ----
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class RefArg:
     span: Span
 
 
-Expr = Union[Num, Var, BinOp, Neg, Dims, Str, RefArg]
+Expr = Union[Num, Var, BinOp, Neg, Dims, Str, RefArg, "Call"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,18 @@ class Residual:
 
 @dataclass(frozen=True)
 class SqueezeExcite:
-    reduction: Expr
+    """`se<16>`, `se<4, act=silu, gate=hardsigmoid, form=conv>`, `se<squeeze=8>`."""
+
+    args: tuple["Arg", ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Split:
+    """`split -> a, b` (equal parts) or `split(24, 40) -> a, b`: the channels cut into named parts."""
+
+    sizes: tuple["Arg", ...]
+    names: tuple[tuple[str, Span], ...]
     span: Span
 
 
@@ -146,13 +157,23 @@ class NameAs:
 
 
 @dataclass(frozen=True)
+class Labelled:
+    """`"conv2_x": basic(64) * 2`: the name a reader knows the term's layer, block or stage by."""
+
+    label: str
+    label_span: Span
+    term: "Term"
+    span: Span
+
+
+@dataclass(frozen=True)
 class Repeat:
     term: "Term"
     count: Expr
     span: Span
 
 
-Term = Union[Layer, Group, Inception, Residual, SqueezeExcite, Ref, NameAs, Repeat]
+Term = Union[Layer, Group, Inception, Residual, SqueezeExcite, Split, Ref, NameAs, Repeat, Labelled]
 
 # ---- statements ----
 
@@ -193,7 +214,8 @@ class Defaults:
 
 @dataclass(frozen=True)
 class Call:
-    """A call in the train section: `sgd(momentum=0.9)`, `crop(pad=4)`."""
+    """`name(args)` as a value: a function of the arithmetic (`divisible(c * width, 8)`, see
+    `evaluate.FUNCTIONS`), or a call in the train section (`sgd(momentum=0.9)`, `crop(pad=4)`)."""
 
     name: str
     args: tuple[Arg, ...]

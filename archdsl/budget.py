@@ -1,8 +1,21 @@
-"""How many layers a spec expands to, computed without expanding it.
+"""How many layers a spec expands to, at most, computed without expanding it.
+
+What is counted is steps of expansion: every layer, and every name, reference, block
+call and repetition even where it adds no layer, so that the count bounds both the
+graph and the time it takes to build it.
 
 Repetitions multiply and block calls are memoized by their arguments, so the
-count of `[[[conv3-64] * 1000] * 1000] * 1000` takes microseconds. The expander
-refuses specs above `expand.MAX_LAYERS` before building anything.
+count of `[[[conv3-64] * 1000] * 1000] * 1000` takes microseconds. How each
+construct counts lives beside how it expands (`terms`, `composites`); this walk
+only dispatches and keeps the limits:
+
+* every running total is compared with the limit as it grows, so a count never
+  runs on long after the answer is known to be "too many";
+* the walk itself is bounded: blocks that call each other with ever new
+  arguments (`block f1(a) = [f0(a*2) f0(a*2+1)]`, forty levels deep) defeat the
+  memo, and would otherwise be counted one call at a time, 2^40 of them.
+
+The expander refuses specs above `expand.MAX_LAYERS` this way before building anything.
 """
 from __future__ import annotations
 
@@ -10,7 +23,11 @@ from typing import Any
 
 from . import ast
 from .errors import ExpansionError
-from .ops import REGISTRY
+
+# Terms the count may visit per layer of budget. A spec visits about one term per layer
+# it builds, fewer where blocks and repetitions are counted once for many layers; past
+# this, counting itself would be the hang.
+WORK_PER_LAYER = 1
 
 
 class LayerCounter:
@@ -19,82 +36,51 @@ class LayerCounter:
         self.memo: dict[tuple, int] = {}
         self.stack: list[str] = []
         self.depth = 0
+        self.work = 0
+        self.max_work = WORK_PER_LAYER * limit + 10_000
 
     def seq(self, terms, env: dict[str, Any], ctx, in_after=False) -> int:
-        return sum(self.term(t, env, ctx, in_after) for t in terms)
+        total = 0
+        for term in terms:
+            total = self.within_limit(total + self.term(term, env, ctx, in_after), term)
+        return total
 
     def term(self, term, env, ctx, in_after=False) -> int:
         from .expand import MAX_NESTING, nesting_error
+        from .terms import TERMS
 
+        self.work += 1
+        if self.work > self.max_work:
+            raise ExpansionError(
+                f"counting this spec's layers takes more than {self.max_work:,} steps: its blocks call each other"
+                " with ever new arguments, so it would expand to more layers than archdsl builds."
+                f" Received: {' → '.join(self.stack) or 'a spec'} called over and over",
+                term.span,
+            )
         self.depth += 1
         try:
             if self.depth > MAX_NESTING:
                 raise nesting_error(term, self.stack)
-            return self._term(term, env, ctx, in_after)
+            return TERMS[type(term)].count(term, self, env, ctx, in_after)
         finally:
             self.depth -= 1
 
-    def _term(self, term, env, ctx, in_after=False) -> int:
-        from .expand import repeat_count, split_family
+    def enter_block(self, name: str, term: ast.Layer) -> None:
+        if name in self.stack:
+            chain = " → ".join(self.stack + [name])
+            raise ExpansionError(f"block '{name}' calls itself ({chain}); blocks cannot recurse", term.span)
+        self.stack.append(name)
 
-        if isinstance(term, ast.Layer):
-            if term.name in ctx.blocks:
-                return self.block(term, env, ctx)
-            cls = REGISTRY.get(split_family(term.name)[0])
-            after = ctx.afters.get(cls.family) if cls is not None else None
-            return 1 + (self.term(after.term, {}, ctx, True) if after and not in_after else 0)
-        if isinstance(term, ast.Group):
-            return self.seq(term.terms, env, ctx, in_after)
-        if isinstance(term, ast.Repeat):
-            n = repeat_count(term, env)
-            inner = self.term(term.term, env, ctx, in_after)
-            total = n * inner
-            if total > self.limit:
-                raise ExpansionError(
-                    f"this expands to {total:,} layers; archdsl builds at most {self.limit:,}."
-                    f" Received: {n:,} × {inner:,} layers",
-                    term.span,
-                )
-            return total
-        if isinstance(term, ast.Inception):
-            return 1 + sum(self.seq(b.terms, env, ctx) for b in term.branches)
-        if isinstance(term, ast.Residual):
-            shortcut = self.seq(term.shortcut.terms, env, ctx) if term.shortcut else 2
-            return 1 + self.seq(term.body.terms, env, ctx) + shortcut
-        if isinstance(term, ast.SqueezeExcite):
-            return 6
-        return 0  # references and names add no layers
-
-    def block(self, term: ast.Layer, env, ctx) -> int:
-        from .expand import bind_arguments
-
-        block, block_ctx = ctx.blocks[term.name]
-        bound = bind_arguments(block, term, env)
-        key = (id(block), tuple(sorted((k, repr(v)) for k, v in bound.items())))
-        if key in self.memo:
-            return self.memo[key]
-        if block.name in self.stack:
-            chain = " → ".join(self.stack + [block.name])
-            raise ExpansionError(f"block '{block.name}' calls itself ({chain}); blocks cannot recurse", term.span)
-        self.stack.append(block.name)
-        try:
-            count = self.term(block.body, bound, block_ctx)
-        finally:
-            self.stack.pop()
-        self.memo[key] = count
+    def within_limit(self, count: int, term) -> int:
+        if count > self.limit:
+            raise ExpansionError(
+                f"the spec expands to more than {self.limit:,} layers (at least {count:,} by here)."
+                f" Received: a spec of {count:,}+ layers",
+                term.span,
+            )
         return count
 
 
 def count_layers(spec: ast.Spec, ctx, limit: int) -> int:
-    """The number of layers `spec` expands to; raises ExpansionError above `limit`."""
-    counter = LayerCounter(limit)
-    total = 0
-    for term in spec.body:
-        total += counter.term(term, {}, ctx)
-        if total > limit:
-            raise ExpansionError(
-                f"the spec expands to more than {limit:,} layers (at least {total:,} by here)."
-                f" Received: a spec of {total:,}+ layers",
-                term.span,
-            )
-    return total
+    """At most how many layers `spec` expands to; raises ExpansionError above `limit`."""
+    return LayerCounter(limit).seq(spec.body, {}, ctx)

@@ -4,33 +4,35 @@ Shapes are inferred as each layer is added, because expansion needs them: a
 residual's projection shortcut exists only where the body changes the shape,
 and squeeze-and-excitation sizes its fc layers from the channels it sees.
 Errors are raised at the spec position of the layer that failed.
+
+How each construct expands lives in `terms` and `composites`, beside how it is
+counted; the `Expander` holds the graph and the mechanics they share: adding a
+layer, opening a block instance, naming tensors, reading a layer's arguments.
 """
 from __future__ import annotations
 
 import functools
-import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import networkx as nx
-
 from . import ast
 from .errors import ArchError, ExpansionError, ShapeError, SpecArgumentError, SpecNameError, Span, did_you_mean
-from .evaluate import evaluate
-from .ir import BlockInstance, Layer
-from .ops import REGISTRY, BatchNorm, Call, Concat, Conv, Add, FC, GlobalAvgPool, Input, Op, ReLU, Scale, Sigmoid, Value
+from .evaluate import ShapeDependent, evaluate
+from .ir import BlockInstance, BlockKind, IRGraph, Layer
+from .ops import REGISTRY, Call, Input, Op, Trait, Value
 from .shapes import MAX_SIZE, Shape, fmt_shape
 
-# The most layers one spec may expand to. A spec is checked against it before
-# anything is built (see `count_layers`), so nested repetitions that would
-# expand to billions of layers fail at once instead of exhausting memory.
+# The most layers one spec may expand to. A spec is counted against it before
+# anything is built (`budget.count_layers`), so nested repetitions that would
+# expand to billions of layers fail at once instead of exhausting memory; the
+# expander checks it again as it adds layers.
 MAX_LAYERS = 250_000
 # How deep blocks, brackets and composites may nest inside one another (counted in
 # terms, through block calls): expansion recurses, and must stay far from Python's limit.
 MAX_NESTING = 100
-
-COMPOSITE_KINDS = {ast.Inception: "inception", ast.Residual: "residual", ast.SqueezeExcite: "se"}
+# Names a block body may read besides its parameters: its input tensor's sizes.
+SHAPE_NAMES = ("in_channels", "in_depth", "in_height", "in_width", "in_length")
 
 _FAMILY = re.compile(r"^([a-z_]+?)(\d+(?:x\d+)*)?$")
 
@@ -45,8 +47,40 @@ def split_family(name: str) -> tuple[str, str | None]:
     return match.group(1), match.group(2)
 
 
+def resolve_family(name: str) -> tuple[type[Op] | None, str | None]:
+    """The op class a written name means, and the kernel digits glued to it.
+
+    A registered name wins as a whole (`relu6` is relu6, not relu with a kernel of 6);
+    digits are a kernel size only for an op that takes one (`conv3`, `maxpool3x3`).
+    """
+    lowered = name.lower()
+    if lowered in REGISTRY:
+        return REGISTRY[lowered], None
+    family, kernel = split_family(name)
+    cls = REGISTRY.get(family)
+    if cls is None or (kernel is not None and not cls.takes_kernel):
+        return None, None
+    return cls, kernel
+
+
 def spec_families() -> list[str]:
-    return sorted(name for name, cls in REGISTRY.items() if not cls.hidden)
+    """Every name a spec may write for a layer type, aliases included."""
+    return sorted(REGISTRY)
+
+
+def layer_types() -> list[str]:
+    """Every layer type once, by its family name (for messages that list them all)."""
+    return sorted({cls.family for cls in REGISTRY.values()})
+
+
+def shape_names(shape: Shape | None, unknown: Any = None) -> dict[str, Any]:
+    """What a block body reads of its input: `in_channels`, and `in_height`/`in_width` (2-D),
+    `in_depth` (3-D) or `in_length` (1-D). With no shape (the layer budget), each is `unknown`."""
+    if shape is None:
+        return {name: unknown for name in SHAPE_NAMES}
+    spatial = shape[1:]
+    names = {1: ("in_length",), 2: ("in_height", "in_width"), 3: ("in_depth", "in_height", "in_width")}
+    return {"in_channels": shape[0], **dict(zip(names.get(len(spatial), ()), spatial))}
 
 
 @dataclass
@@ -83,27 +117,34 @@ class Scope:
 
 
 class Expander:
-    def __init__(self, main: FileContext):
+    def __init__(self, main: FileContext, max_layers: int = MAX_LAYERS):
         self.main = main
-        self.graph = nx.DiGraph()
-        self.graph.graph["blocks"] = {}
-        self.graph.graph["tensor_names"] = {}  # node → the name a spec gave it with `-> name`
+        self.max_layers = max_layers
+        self.graph = IRGraph()
         self.block_stack: list[str] = []
         self.depth = 0  # how many terms are being expanded inside one another
         self.batchnorms = 0  # how many bn layers have been added: a residual asks whether its body made one
+        # One list per label being expanded: the layers, block instances and stages built
+        # inside it, in order (`terms.Labelled` decides from them what the label names).
+        self.collectors: list[list[str]] = []
+        self.stage_of: dict[str, str] = {}  # a stage's member → the stage's id
+        self.renamed: dict[str, str] = {}  # node → its name after `-> name` renamed it
 
     # ---- graph building ----
     def shape(self, node: str) -> Shape:
         return self.graph.nodes[node]["layer"].shape
 
     def _unique(self, scope: Scope, base: str) -> str:
+        separator = "_" if base[-1:].isdigit() else ""  # relu6_1, not relu61
         while True:
             scope.counters[base] = scope.counters.get(base, 0) + 1
-            name = f"{scope.prefix}{base}{scope.counters[base]}"
-            if name not in self.graph and name not in self.graph.graph["blocks"]:
+            name = f"{scope.prefix}{base}{separator}{scope.counters[base]}"
+            if name not in self.graph and name not in self.graph.blocks:
                 return name
 
     def add(self, scope: Scope, op: Op, inputs: tuple[str, ...], span: Span | None, token: str, *, inserted=False, name=None) -> str:
+        if len(self.graph) > self.max_layers:  # the budget counted from the syntax; this holds whatever it missed
+            raise ExpansionError(f"the spec expands to more than {self.max_layers:,} layers. Received: more by here", span)
         shapes = tuple(self.shape(i) for i in inputs)
         try:
             shape = op.output_shape(shapes)
@@ -116,17 +157,37 @@ class Expander:
         self.graph.add_node(node, layer=layer)
         for i in inputs:
             self.graph.add_edge(i, node)
-        if isinstance(op, BatchNorm):
+        for collected in self.collectors:
+            collected.append(node)
+        if op.has(Trait.CANCELS_BIAS):
             self.batchnorms += 1
         return node
 
-    def new_instance(self, scope: Scope, kind: str, name: str, span: Span | None) -> str:
+    def new_instance(self, scope: Scope, kind: BlockKind, name: str, span: Span | None, *, entry: str, user=False) -> str:
         instance = self._unique(scope, name)
-        self.graph.graph["blocks"][instance] = BlockInstance(instance, kind, name, span, scope.instance)
+        self.graph.blocks[instance] = BlockInstance(instance, kind, name, span, scope.instance, user=user, entry=entry)
+        for collected in self.collectors:
+            collected.append(instance)
         return instance
 
+    def new_part(self, instance: str, kind: BlockKind, name: str, span: Span | None, *, entry: str, inserted=False) -> str:
+        """A part of a composite (an inception's branch, a residual's shortcut): `{instance}.{name}`."""
+        part = f"{instance}.{name}"
+        self.graph.blocks[part] = BlockInstance(part, kind, name, span, instance, entry=entry, inserted=inserted)
+        return part
+
+    def complete(self, instance: str, **facts) -> None:
+        """Record what expanding a composite found out: its merge node, its skip input, its shortcut."""
+        self.graph.blocks[instance] = replace(self.graph.blocks[instance], **facts)
+
+    def enter_block(self, name: str, term: ast.Layer) -> None:
+        if name in self.block_stack:
+            chain = " → ".join(self.block_stack + [name])
+            raise ExpansionError(f"block '{name}' calls itself ({chain}); blocks cannot recurse", term.span)
+        self.block_stack.append(name)
+
     # ---- the walk ----
-    def run(self) -> nx.DiGraph:
+    def run(self) -> IRGraph:
         spec = self.main.spec
         if spec.input is None:
             span = spec.body[0].span if spec.body else Span(spec.source, 1, 1, 1, 1)
@@ -143,8 +204,13 @@ class Expander:
         scope = Scope("", (), {}, {}, self.main)
         node = "input"
         self.graph.add_node(node, layer=Layer(node, Input(shape), (), shape, span, (), "input", True))
-        self.graph.graph["input"] = node
-        self.graph.graph["main_sink"] = self.seq(spec.body, node, scope)
+        self.graph.input = node
+        self.graph.main_sink = self.seq(spec.body, node, scope)
+        if self.renamed:  # terms that ended on a layer `-> name` renamed afterwards
+            for nodes in self.graph.term_outputs.values():
+                nodes[:] = [self.renamed.get(n, n) for n in nodes]
+        if len(self.graph) == 1:
+            raise SpecArgumentError("the network has no layers: its body expands to nothing (a `* 0`?)", spec.body[0].span)
         return self.graph
 
     def seq(self, terms, current: str, scope: Scope, in_after: bool = False) -> str:
@@ -153,42 +219,27 @@ class Expander:
         return current
 
     def term(self, term: ast.Term, current: str, scope: Scope, in_after: bool = False) -> str:
+        from .terms import TERMS
+
         self.depth += 1
         try:
             if self.depth > MAX_NESTING:
                 raise nesting_error(term, self.block_stack)
-            return self._term(term, current, scope, in_after)
+            return self.ended(term, TERMS[type(term)].expand(term, self, current, scope, in_after))
         finally:
             self.depth -= 1
 
-    def _term(self, term: ast.Term, current: str, scope: Scope, in_after: bool = False) -> str:
-        if isinstance(term, ast.Layer):
-            return self.layer(term, current, scope, in_after)
-        if isinstance(term, ast.Group):
-            return self.seq(term.terms, current, scope, in_after)
-        if isinstance(term, ast.Repeat):
-            count = repeat_count(term, scope.env)
-            for _ in range(count):
-                current = self.term(term.term, current, scope, in_after)
-            return current
-        if isinstance(term, ast.Inception):
-            return self.inception(term, current, scope, self.new_instance(scope, "inception", "inception", term.span))
-        if isinstance(term, ast.Residual):
-            return self.residual(term, current, scope, self.new_instance(scope, "residual", "residual", term.span))
-        if isinstance(term, ast.SqueezeExcite):
-            return self.squeeze_excite(term, current, scope, self.new_instance(scope, "se", "se", term.span))
-        if isinstance(term, ast.Ref):
-            return self.lookup(term.name, term.span, scope)
-        if isinstance(term, ast.NameAs):
-            return self.name_tensor(term, current, scope)
-        raise AssertionError(f"unhandled term {type(term).__name__}")
+    def ended(self, term, node: str) -> str:
+        """Record that one expansion of `term` ended on the tensor `node` (`IRGraph.term_outputs`)."""
+        self.graph.term_outputs.setdefault(term.span, []).append(node)
+        return node
 
     # ---- names ----
     def lookup(self, name: str, span: Span, scope: Scope) -> str:
         if name in scope.names:
             return scope.names[name]
         if name == "input" and scope.prefix == "":
-            return self.graph.graph["input"]
+            return self.graph.input
         known = list(scope.names) + (["input"] if scope.prefix == "" else [])
         listing = f" (named here: {', '.join(known)})" if known else " (no tensor is named here yet)"
         raise SpecNameError(
@@ -198,6 +249,11 @@ class Expander:
         )
 
     def name_tensor(self, term: ast.NameAs, current: str, scope: Scope) -> str:
+        if term.name == "input" and scope.prefix == "":
+            raise SpecNameError(
+                "'input' names the network's input (@input); give this tensor another name. Received: -> input",
+                term.span,
+            )
         if term.name in scope.names:
             first = self.graph.nodes[scope.names[term.name]]["layer"].span
             where = f" (first at line {first.line})" if first else ""
@@ -205,15 +261,16 @@ class Expander:
         wanted = f"{scope.prefix}{term.name}"
         layer = self.graph.nodes[current]["layer"]
         renamable = (
-            current not in self.graph.graph["tensor_names"]
+            current not in self.graph.tensor_names
             and layer.scope == scope.path
             and self.graph.out_degree(current) == 0
-            and current != self.graph.graph["input"]
+            and current != self.graph.input
             and wanted not in self.graph
+            and wanted not in self.graph.blocks
         )
         if renamable:
             current = self._rename(current, wanted)
-        self.graph.graph["tensor_names"].setdefault(current, term.name)
+        self.graph.tensor_names.setdefault(current, term.name)
         scope.names[term.name] = current
         return current
 
@@ -222,33 +279,28 @@ class Expander:
         preds = list(self.graph.predecessors(old))
         self.graph.remove_node(old)
         self.graph.add_node(new, layer=replace(layer, name=new))
+        self.renamed[old] = new
         for p in preds:
             self.graph.add_edge(p, new)
+        for collected in self.collectors:
+            if old in collected:
+                collected[collected.index(old)] = new
+        if old in self.graph.labels:
+            self.graph.labels[new] = self.graph.labels.pop(old)
+        if old in self.stage_of:  # the last layer of a stage, named after it: `"s": [conv conv] -> x`
+            stage = self.graph.stages[self.stage_of[old]]
+            members = tuple(new if m == old else m for m in stage.members)
+            self.graph.stages[stage.id] = replace(stage, members=members)
+            self.stage_of[new] = self.stage_of.pop(old)
+        for instance, block in self.graph.blocks.items():  # a composite that ended on the renamed layer
+            if old in (block.merge, block.skip):
+                self.complete(instance, merge=new if block.merge == old else block.merge,
+                              skip=new if block.skip == old else block.skip)
         return new
 
-    # ---- layers and block calls ----
-    def layer(self, term: ast.Layer, current: str, scope: Scope, in_after: bool) -> str:
-        if term.name in scope.ctx.blocks:
-            return self.block_call(term, current, scope)
-        family, kernel = split_family(term.name)
-        cls = REGISTRY.get(family)
-        if cls is None or cls.hidden:
-            raise unknown_layer(term, family, scope.ctx)
-        call, refs = self.build_call(term, family, kernel, scope)
-        inputs = (current, *(self.lookup(name, span, scope) for name, span in refs))
-        if len(inputs) < cls.min_inputs or (cls.max_inputs is not None and len(inputs) > cls.max_inputs):
-            raise arity_error(cls, len(inputs), term)
-        try:
-            op = cls.from_call(call, tuple(self.shape(i) for i in inputs))
-        except ArchError as err:
-            raise err.with_span(term.span) from None
-        node = self.add(scope, op, inputs, term.span, term.text)
-        after = scope.ctx.afters.get(cls.family)
-        if after is not None and not in_after and call.follow_defaults:
-            node = self.term(after.term, node, scope, in_after=True)
-        return node
-
-    def build_call(self, term: ast.Layer, family: str, kernel: str | None, scope: Scope):
+    # ---- a layer's arguments ----
+    def build_call(self, term: ast.Layer, cls: type[Op], kernel: str | None, scope: Scope):
+        family = cls.family
         call = Call(family, term.text, term.span)
         if kernel is not None:
             sizes = tuple(int(k) for k in kernel.split("x"))
@@ -280,144 +332,42 @@ class Expander:
                     follow.span,
                 )
             call.follow_defaults = False
-        for arg in scope.ctx.defaults.get(REGISTRY[family].family, ()):
+        for arg in scope.ctx.defaults.get(family, ()):
             if arg.keyword not in call.keywords:
                 call.keywords[arg.keyword] = Value(evaluate(arg.value, {}, False), arg.value.span)
         return call, refs
 
-    def block_call(self, term: ast.Layer, current: str, scope: Scope) -> str:
-        block, ctx = scope.ctx.blocks[term.name]
-        env = bind_arguments(block, term, scope.env)
-        if block.name in self.block_stack:
-            chain = " → ".join(self.block_stack + [block.name])
-            raise ExpansionError(f"block '{block.name}' calls itself ({chain}); blocks cannot recurse", term.span)
-        self.block_stack.append(block.name)
-        # A block built around one composite (`residual<…> relu`) *is* that composite:
-        # its layers are named `bottleneck3.conv1`, not `bottleneck3.residual1.conv1`.
-        terms = block.body.terms if isinstance(block.body, ast.Group) else (block.body,)
-        composites = [t for t in terms if type(t) in COMPOSITE_KINDS]
-        kind = COMPOSITE_KINDS[type(composites[0])] if len(composites) == 1 else "block"
-        instance = self.new_instance(scope, kind, block.name, term.span)
-        inner = scope.child(instance, share_names=False, env=env, ctx=ctx)
-        try:
-            for t in terms:
-                if kind != "block" and t is composites[0]:
-                    handler = getattr(self, COMPOSITE_KINDS[type(t)] if kind != "se" else "squeeze_excite")
-                    current = handler(t, current, inner, instance, own_scope=inner)
-                else:
-                    current = self.term(t, current, inner)
-            return current
-        finally:
-            self.block_stack.pop()
 
-    # ---- composites ----
-    def inception(self, term: ast.Inception, current: str, scope: Scope, instance: str, own_scope: Scope | None = None) -> str:
-        inner = own_scope or scope.child(instance, share_names=True)
-        outputs = []
-        for i, branch in enumerate(term.branches, 1):
-            branch_id = f"{instance}.b{i}"
-            self.graph.graph["blocks"][branch_id] = BlockInstance(branch_id, "branch", f"b{i}", branch.span, instance)
-            branch_scope = inner.child(branch_id, share_names=True)
-            outputs.append(self.seq(branch.terms, current, branch_scope))
-        if len(outputs) == 1:
-            return outputs[0]
-        try:
-            return self.add(inner, Concat(), tuple(outputs), term.span, "concat", inserted=True, name="concat")
-        except ShapeError as err:
-            sizes = "; ".join(f"branch {i}: {fmt_shape(self.shape(o))}" for i, o in enumerate(outputs, 1))
-            raise ShapeError(f"inception branches must keep one spatial size to be concatenated. Received: {sizes}", term.span) from err
-
-    def residual(self, term: ast.Residual, current: str, scope: Scope, instance: str, own_scope: Scope | None = None) -> str:
-        inner = own_scope or scope.child(instance, share_names=True)
-        batchnorms_before = self.batchnorms
-        body = self.seq(term.body.terms, current, inner)
-        body_uses_bn = self.batchnorms > batchnorms_before
-        if term.shortcut is not None:
-            shortcut_id = f"{instance}.shortcut"
-            self.graph.graph["blocks"][shortcut_id] = BlockInstance(shortcut_id, "shortcut", "shortcut", term.shortcut.span, instance)
-            shortcut = self.seq(term.shortcut.terms, current, inner.child(shortcut_id, share_names=True))
-        elif self.shape(body) == self.shape(current):
-            shortcut = current
-        else:
-            shortcut = self.projection(term, current, body, body_uses_bn, inner, instance)
-        try:
-            return self.add(inner, Add(), (body, shortcut), term.span, "add", inserted=True, name="add")
-        except ShapeError:
-            raise ShapeError(
-                "the residual body and its shortcut must have one shape to be added."
-                f" Received: body {fmt_shape(self.shape(body))}, shortcut {fmt_shape(self.shape(shortcut))}",
-                term.span,
-            ) from None
-
-    def projection(self, term: ast.Residual, current: str, body: str, uses_bn: bool, scope: Scope, instance: str) -> str:
-        """y = F(x) + W_s·x: a 1×1 conv with the body's stride, and bn where the body uses bn."""
-        x, y = self.shape(current), self.shape(body)
-        if len(x) != len(y) or any(o > i for i, o in zip(x[1:], y[1:])):
-            raise ShapeError(
-                "a residual body that changes the rank or grows the map needs an explicit shortcut:"
-                " residual< body | shortcut >."
-                f" Received: input {fmt_shape(x)}, body output {fmt_shape(y)}",
-                term.span,
-            )
-        stride = tuple(math.ceil(i / o) for i, o in zip(x[1:], y[1:]))
-        shortcut_id = f"{instance}.shortcut"
-        self.graph.graph["blocks"][shortcut_id] = BlockInstance(shortcut_id, "shortcut", "shortcut", term.span, instance)
-        inner = scope.child(shortcut_id, share_names=False)
-        rank = len(x) - 1
-        conv = Conv(y[0], (1,) * rank, stride, (0,) * rank, (1,) * rank, 1, None)
-        node = self.add(inner, conv, (current,), term.span, conv.describe(), inserted=True, name="conv")
-        if self.shape(node) != y:
-            raise ShapeError(
-                "no 1×1 projection maps the residual's input to its body's output; write the shortcut:"
-                f" residual< body | shortcut >. Received: input {fmt_shape(x)}, body output {fmt_shape(y)}",
-                term.span,
-            )
-        if uses_bn:
-            node = self.add(inner, BatchNorm(), (node,), term.span, "bn", inserted=True, name="bn")
-        return node
-
-    def squeeze_excite(self, term: ast.SqueezeExcite, current: str, scope: Scope, instance: str, own_scope: Scope | None = None) -> str:
-        """se<r>: global pooling, fc C/r, relu, fc C, sigmoid, then scale the channels."""
-        inner = own_scope or scope.child(instance, share_names=True)
-        shape = self.shape(current)
-        ratio = evaluate(term.reduction, inner.env, True)
-        if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
-            raise SpecArgumentError(f"se<r> needs a whole reduction ratio r ≥ 1. Received: r={ratio!r}", term.span)
-        if len(shape) < 2:
-            raise ShapeError(f"se<{ratio}> needs a C×H×W input. Received: input shape {fmt_shape(shape)}", term.span)
-        channels = shape[0]
-        if channels % ratio:
-            raise ShapeError(
-                f"se<{ratio}> needs a channel count that r divides, as / does in specs. Received: C={channels}, r={ratio}",
-                term.span,
-            )
-        squeeze = self.add(inner, GlobalAvgPool(), (current,), term.span, "gap", inserted=True, name="squeeze")
-        node = self.add(inner, FC(channels // ratio), (squeeze,), term.span, f"fc-{channels // ratio}", inserted=True, name="fc1")
-        node = self.add(inner, ReLU(), (node,), term.span, "relu", inserted=True, name="relu")
-        node = self.add(inner, FC(channels), (node,), term.span, f"fc-{channels}", inserted=True, name="fc2")
-        node = self.add(inner, Sigmoid(), (node,), term.span, "sigmoid", inserted=True, name="sigmoid")
-        return self.add(inner, Scale(), (current, node), term.span, "scale", inserted=True, name="scale")
-
-
-# ---- helpers shared with the size estimate ----
+# ---- helpers shared with the layer budget ----
 
 
 def repeat_count(term: ast.Repeat, env: dict) -> int:
     count = evaluate(term.count, env, True)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise SpecArgumentError(f"a repetition count must be a whole number ≥ 1. Received: * {count!r}", term.count.span)
+    if isinstance(count, ShapeDependent):
+        raise SpecArgumentError(
+            "a repetition count cannot depend on a tensor's shape (in_channels, …): the layer budget counts"
+            " the spec before shapes exist. Received: a count computed from the input's shape",
+            term.count.span,
+        )
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise SpecArgumentError(f"a repetition count must be a whole number ≥ 0. Received: * {count!r}", term.count.span)
     return count
 
 
-def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict) -> dict[str, Any]:
-    """Bind a call's arguments to a block's parameters, Python-style (positional, then by name)."""
+def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict, implicit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Bind a call's arguments to a block's parameters, Python-style (positional, then by name).
+
+    `implicit` holds the names a body may read without declaring them (its input's
+    sizes, see `shape_names`); a parameter of the same name wins.
+    """
     names = [p.name for p in block.params]
     signature = f"{block.name}({', '.join(p.name + ('=…' if p.default else '') for p in block.params)})"
     if term.dimension is not None or term.stride is not None:
         raise SpecArgumentError(
             f"block '{block.name}' takes arguments in parentheses, as in {signature}. Received: {term.text}", term.span
         )
-    bound: dict[str, Any] = {}
+    bound: dict[str, Any] = dict(implicit or {})
+    given: set[str] = set()
     positional = [a for a in term.args if a.keyword is None]
     if len(positional) > len(names):
         raise SpecArgumentError(
@@ -427,6 +377,7 @@ def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict) -> dict[str,
         )
     for param, arg in zip(block.params, positional):
         bound[param.name] = evaluate(arg.value, env, True)
+        given.add(param.name)
     for arg in term.args:
         if arg.keyword is None:
             continue
@@ -436,11 +387,12 @@ def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict) -> dict[str,
                 f" expected {signature}. Received: {arg.keyword}=…",
                 arg.span,
             )
-        if arg.keyword in bound:
+        if arg.keyword in given:
             raise SpecArgumentError(f"'{arg.keyword}' is given twice in {signature}. Received: {term.text}", arg.span)
         bound[arg.keyword] = evaluate(arg.value, env, True)
+        given.add(arg.keyword)
     for param in block.params:
-        if param.name not in bound:
+        if param.name not in given:
             if param.default is None:
                 raise SpecArgumentError(
                     f"block '{block.name}' needs a value for '{param.name}': {signature}. Received: {term.text}",
@@ -459,19 +411,26 @@ def nesting_error(term, blocks: list[str]) -> ExpansionError:
     )
 
 
-def unknown_layer(term: ast.Layer, family: str, ctx: FileContext) -> SpecNameError:
+def unknown_layer(term: ast.Layer, ctx: FileContext) -> SpecNameError:
     candidates = spec_families() + list(ctx.blocks)
-    hint = did_you_mean(family, candidates) or did_you_mean(term.name, candidates)
+    family = split_family(term.name)[0]
+    hint = did_you_mean(term.name.lower(), candidates) or did_you_mean(family, candidates)
+    cls = REGISTRY.get(family)
+    if cls is not None and not cls.takes_kernel and family != term.name.lower():
+        what = f"no layer type is called '{term.name}' ({family} takes no size glued to its name)"
+    else:
+        what = f"unknown layer '{term.name}'"
+    blocks = f"; blocks here: {', '.join(sorted(ctx.blocks))}" if ctx.blocks else ""
     return SpecNameError(
-        f"unknown layer '{term.name}'{hint or '.'} Expected a layer type"
-        f" ({', '.join(spec_families()[:12])}, …) or a block. Received: {term.text}",
+        f"{what}{hint or '.'} Expected a layer type ({', '.join(layer_types())}) or a block{blocks}."
+        f" Received: {term.text}",
         term.name_span,
     )
 
 
 def arity_error(cls: type[Op], received: int, term: ast.Layer) -> SpecArgumentError:
     if cls.max_inputs == 1:
-        return SpecArgumentError(f"{cls.family} takes one input, the current tensor; @name arguments are for add and concat. Received: {received} inputs", term.span)
+        return SpecArgumentError(f"{cls.family} takes one input, the current tensor; @name arguments are for merges such as add and concat. Received: {received} inputs", term.span)
     return SpecArgumentError(
         f"{cls.family} needs the current tensor and at least one more, as in {cls.family}(@e1). Received: {received} input",
         term.span,

@@ -21,8 +21,9 @@ def grammar_path() -> Path:
     raise FileNotFoundError(f"archdsl's grammar {GRAMMAR_NAME} is missing from {package}; reinstall archdsl")
 
 
-@functools.lru_cache(maxsize=1)
-def parser():
+@functools.lru_cache(maxsize=2)
+def parser(keep_all_tokens: bool = False):
+    """The LALR parser; with `keep_all_tokens`, its trees keep the punctuation too (the formatter reads them)."""
     from lark import Lark
 
     path = grammar_path()
@@ -31,5 +32,6 @@ def parser():
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
+        keep_all_tokens=keep_all_tokens,
         cache=True,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Mapping
 
 from . import ast
 from .errors import ArchError, Source, Span, SpecImportError, SpecNameError, SpecSyntaxError, did_you_mean
@@ -79,7 +80,7 @@ def read_source(path: str | os.PathLike, span: Span | None = None) -> Source:
 
 
 def search_path() -> tuple[Path, ...]:
-    """The folders in ARCHDSL_PATH, resolved; empty entries and missing folders are left out."""
+    """The folders in ARCHDSL_PATH, made absolute; empty entries and missing folders are left out."""
     folders = []
     for entry in os.environ.get(SEARCH_PATH, "").split(os.pathsep):
         if entry.strip():
@@ -95,17 +96,32 @@ def search_path() -> tuple[Path, ...]:
 class Loader:
     """Parses files once each and builds their FileContexts, following `use`.
 
-    `use` reads only spec files (`*.arch`, the name the path resolves to included)
-    inside `root` — the top spec's folder, or the working folder for spec text —
-    or inside a folder of ARCHDSL_PATH: a spec cannot make archdsl read, or quote,
-    a file elsewhere on the machine.
+    `files` maps paths to texts read instead of the disk's (an editor's unsaved buffers).
+
+    `use` reads only spec files (`*.arch`, the name a link leads to included) inside
+    `root` — the folder of the file being checked, or the working folder for spec
+    text — or inside a folder of ARCHDSL_PATH: a spec cannot make archdsl read, or
+    quote, a file elsewhere on the machine.
     """
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, files: Mapping[str | os.PathLike, str] | None = None):
         self.contexts: dict[Path, FileContext] = {}
         self.in_progress: list[Path] = []
-        self.root = _absolute(root or Path.cwd())
+        self.files = {Path(p).resolve(): text for p, text in (files or {}).items()}
+        self.root = _absolute(Path.cwd())
         self.search_path = search_path()
+
+    def main_context(self, spec: ast.Spec, path: Path | None) -> FileContext:
+        """The context of the file being checked (`path`, or None for spec text)."""
+        if path is None:
+            return self.context(spec, None)
+        absolute = _absolute(path)
+        self.root = absolute.parent
+        self.in_progress.append(path.resolve())
+        try:
+            return self.context(spec, absolute)
+        finally:
+            self.in_progress.pop()
 
     def context(self, spec: ast.Spec, path: Path | None) -> FileContext:
         ctx = FileContext(spec)
@@ -169,8 +185,8 @@ class Loader:
             )
         self.in_progress.append(target)
         try:
-            source = read_source(path, use.span)
-            spec = parse_imported(Source(display_name(path), source.text), use)
+            text = self.files[target] if target in self.files else read_source(path, use.span).text
+            spec = parse_imported(Source(display_name(path), text), use)
             ctx = self.context(spec, path)
         finally:
             self.in_progress.pop()
@@ -194,7 +210,7 @@ class Loader:
             candidates += [_absolute(folder / written) for folder in self.search_path]
         for candidate in candidates:
             target = resolve(candidate, use.span, received)
-            if target.is_file():
+            if target in self.files or target.is_file():
                 break
         else:
             searched = f" or in {SEARCH_PATH} ({', '.join(map(str, self.search_path))})" if len(candidates) > 1 else ""
@@ -263,7 +279,7 @@ def canonical_family(name: str, span: Span, statement: str) -> str:
     from .ops import REGISTRY
 
     cls = REGISTRY.get(name)
-    if cls is None or cls.hidden:
+    if cls is None:
         raise SpecNameError(
             f"`{statement} {name}` names no layer type{did_you_mean(name, spec_families()) or '.'}"
             f" Expected one of: {', '.join(spec_families())}. Received: {name}",
@@ -272,17 +288,25 @@ def canonical_family(name: str, span: Span, statement: str) -> str:
     return cls.family
 
 
-def build_graph(source: Source, path: Path | None, max_layers: int = MAX_LAYERS):
-    """Parse, expand and return (spec, graph). Raises ArchError on any problem."""
-    spec = parse(source)
-    absolute = _absolute(path) if path is not None else None
-    loader = Loader(absolute.parent if absolute is not None else None)
-    if absolute is not None:
-        loader.in_progress.append(path.resolve())
-    ctx = loader.context(spec, absolute)
+def expand_spec(spec: ast.Spec, ctx: FileContext, max_layers: int = MAX_LAYERS):
+    """Count, then expand the file's body into the graph IR. Raises ArchError on any problem."""
     count_layers(spec, ctx, max_layers)
-    graph = Expander(ctx).run()
-    return spec, graph
+    return Expander(ctx, max_layers).run()
+
+
+def build_network(spec: ast.Spec, ctx: FileContext, path: Path | None, *, strict: bool = False,
+                  max_layers: int = MAX_LAYERS):
+    """The checked `Network` of a parsed file whose imports are resolved (`Loader.main_context`)."""
+    from .network import Network, name_outputs
+    from .passes import run_all
+
+    graph = expand_spec(spec, ctx, max_layers)
+    warnings = run_all(graph)
+    if strict and warnings:
+        raise ArchError(warnings[0].message, warnings[0].span)
+    graph.outputs = name_outputs(graph)
+    name = spec.name[0] if spec.name else (path.stem if path is not None else "network")
+    return Network(name, graph, spec, path, warnings)
 
 
 def is_path(value) -> bool:
@@ -291,9 +315,13 @@ def is_path(value) -> bool:
     return isinstance(value, str) and "\n" not in value and (value.endswith(".arch") or os.path.isfile(value))
 
 
-def load_source(path_or_text) -> tuple[Source, Path | None]:
+def load_source(path_or_text, files: Mapping[str | os.PathLike, str] | None = None) -> tuple[Source, Path | None]:
     if is_path(path_or_text):
-        return read_source(path_or_text), Path(path_or_text)
+        path = Path(path_or_text)
+        for written, text in (files or {}).items():
+            if Path(written).resolve() == path.resolve():
+                return Source(str(path_or_text), text), path
+        return read_source(path_or_text), path
     if not isinstance(path_or_text, str):
         raise ArchError(f"archdsl.load takes a path or spec text. Received: {type(path_or_text).__name__}")
     return Source("<spec>", path_or_text), None

@@ -27,7 +27,7 @@ class Network:
     # ---- what the analysis found ----
     @property
     def input_shape(self) -> Shape:
-        return self.layer(self.graph.graph["input"]).shape
+        return self.layer(self.graph.input).shape
 
     @property
     def layers(self) -> list[Layer]:
@@ -39,12 +39,12 @@ class Network:
 
     @property
     def blocks(self) -> dict[str, BlockInstance]:
-        return self.graph.graph["blocks"]
+        return self.graph.blocks
 
     @property
     def output_nodes(self) -> dict[str, str]:
         """Output name → node name; the main output comes first."""
-        return self.graph.graph["outputs"]
+        return self.graph.outputs
 
     @property
     def outputs(self) -> dict[str, Shape]:
@@ -88,6 +88,18 @@ class Network:
 
         return to_tvm(self, state_dict=state_dict, target=target, **kwargs)
 
+    def inspect(self, checkpoint, dataset: str | None = None, device: str = "cpu"):
+        """What the network trained into `checkpoint` sees: an `archdsl.inspect.Inspection` (numpy answers)."""
+        from .inspect import Inspection
+
+        return Inspection.open(self, checkpoint, dataset, device)
+
+    def features(self, checkpoint, layer: str | None = None, split: str = "test", dataset: str | None = None,
+                 device: str = "cpu"):
+        """(vectors (N, D), labels (N,)) of `layer` (default: the input of the last fc) on a split, as numpy arrays."""
+        found = self.inspect(checkpoint, dataset, device).features(layer, split)
+        return found.vectors, found.labels
+
     def render(self, path, **kwargs):
         from .render import render
 
@@ -99,14 +111,14 @@ class Network:
 
 def name_outputs(graph) -> dict[str, str]:
     """Outputs are the tensors nothing consumes, named by their `-> name` or 'output'."""
-    main = graph.graph["main_sink"]
-    sinks = [n for n in graph.nodes if graph.out_degree(n) == 0 and n != graph.graph["input"]]
+    main = graph.main_sink
+    sinks = [n for n in graph.nodes if graph.out_degree(n) == 0 and n != graph.input]
     if main not in sinks:  # the main chain ended on a tensor that is consumed elsewhere
         sinks.append(main)
     sinks.sort(key=lambda n: n != main)
     outputs: dict[str, str] = {}
     for node in sinks:
-        name = graph.graph["tensor_names"].get(node, "output")
+        name = graph.tensor_names.get(node, "output")
         if name in outputs:
             layer = graph.nodes[node]["layer"]
             other = graph.nodes[outputs[name]]["layer"]

@@ -22,7 +22,7 @@ _TERMINAL_WORDS = {
     "INT": "a number",
     "FLOAT": "a number",
     "DIMS": "sizes like 3x224x224",
-    "STRING": 'a "quoted path"',
+    "STRING": 'a "quoted" path or label',
     "$END": "the end of the file",
 }
 
@@ -129,8 +129,11 @@ class ToAst(Transformer):
     def residual(self, meta, body, shortcut):
         return ast.Residual(body, shortcut, self._s(meta))
 
-    def se(self, meta, reduction):
-        return ast.SqueezeExcite(reduction, self._s(meta))
+    def se(self, meta, args):
+        return ast.SqueezeExcite(args or (), self._s(meta))
+
+    def split(self, meta, sizes, *names):
+        return ast.Split(sizes or (), tuple((str(n), self._s(n)) for n in names), self._s(meta))
 
     def ref(self, meta, name):
         return ast.Ref(str(name), self._s(meta))
@@ -140,6 +143,14 @@ class ToAst(Transformer):
 
     def repeat(self, meta, term, count):
         return ast.Repeat(term, count, self._s(meta))
+
+    def labelled(self, meta, text, term):
+        label = " ".join(str(text)[1:-1].split())
+        if not label:
+            raise SpecSyntaxError(
+                'a label needs text, as in "conv2_x": basic(64) * 2. Received: an empty label', self._s(text)
+            )
+        return ast.Labelled(label, self._s(text), term, self._s(meta))
 
     # ---- statements ----
     def network_decl(self, meta, name):

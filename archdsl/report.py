@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .hierarchy import Hierarchy
 from .network import Network
 from .shapes import fmt_shape
 
 
-def _field(values: tuple[int, ...]) -> str:
+def per_dim_text(values: tuple) -> str:
+    """(5, 5) → "5"; (5, 17) → "5x17": one value per spatial dimension, as the table writes them."""
     if not values:
         return "-"
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
@@ -22,21 +24,25 @@ def human(n: float, unit: str = "") -> str:
 
 
 def table(net: Network) -> str:
-    rows = [("layer", "op", "output", "params", "MACs", "RF", "line")]
+    """One row per layer; a `label` column (the paper's names: conv2_x, inception (3a)) when the spec labels any."""
+    hierarchy = Hierarchy(net.graph)
+    labelled = hierarchy.has_labels
+    rows = [("layer", *(("label",) if labelled else ()), "op", "output", "params", "MACs", "RF", "line")]
     for layer in net.layers:
         rows.append(
             (
                 layer.name,
+                *((hierarchy.known_as(layer.name) or "",) if labelled else ()),
                 layer.token,
                 fmt_shape(layer.shape),
                 f"{layer.params:,}",
                 f"{layer.macs:,}",
-                _field(layer.receptive_field),
+                per_dim_text(layer.receptive_field),
                 str(layer.line or ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    right = {3, 4, 5, 6}
+    right = {len(rows[0]) - k for k in (1, 2, 3, 4)}  # params, MACs, RF, line
     lines = []
     for i, row in enumerate(rows):
         cells = [c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(row, widths))]
@@ -54,6 +60,7 @@ def table(net: Network) -> str:
 
 
 def as_json(net: Network) -> dict:
+    hierarchy = Hierarchy(net.graph)
     return {
         "name": net.name,
         "input_shape": list(net.input_shape),
@@ -73,6 +80,7 @@ def as_json(net: Network) -> dict:
                 "jump": list(layer.jump),
                 "line": layer.line,
                 "block": layer.scope[-1] if layer.scope else None,
+                "label": hierarchy.known_as(layer.name),
             }
             for layer in net.layers
         ],

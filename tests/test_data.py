@@ -336,6 +336,12 @@ def test_cifar_unpickling_refuses_code_and_garbage(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- image folders
 
 
+def streamed(splits, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A streamed split's images (pixel values 0-255 when normalize is none) and labels, in order."""
+    images, labels = zip(*splits.loader(split, 1000))
+    return (torch.cat(images) * 255).round(), torch.cat(labels)
+
+
 def grey(value: int, size: tuple[int, int] = (6, 6)) -> np.ndarray:
     return np.full(size, value, dtype=np.uint8)
 
@@ -350,9 +356,10 @@ def test_image_folder_with_class_subfolders(tmp_path: Path) -> None:
     assert (info.kind, info.class_names, info.native_channels) == ("folder", ("cat", "dog"), 1)
     assert info.native_size == (6, 6)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (6, 2, 2)
-    for split in (splits.train, splits.val, splits.test):
-        is_dog = split.images[:, 0, 0, 0] >= 200
-        assert torch.equal(is_dog.long(), split.labels)
+    for split in ("train", "val", "test"):
+        images, labels = streamed(splits, split)
+        is_dog = images[:, 0, 0, 0] >= 200
+        assert torch.equal(is_dog.long(), labels)
 
 
 def test_image_folder_with_train_val_test_and_mixed_images(tmp_path: Path) -> None:
@@ -365,10 +372,11 @@ def test_image_folder_with_train_val_test_and_mixed_images(tmp_path: Path) -> No
     splits = load_dataset(str(tmp_path), (3, 12, 12), seed=0, normalize="none")
     assert (splits.info.native_channels, splits.info.native_size) == (3, None)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (8, 4, 6)
-    assert splits.test.images.shape == (6, 3, 12, 12)
-    red = splits.test.images[splits.test.labels == 1]
+    images, labels = streamed(splits, "test")
+    assert images.shape == (6, 3, 12, 12)
+    red = images[labels == 1]
     assert torch.all(red[:, 0] == 255) and torch.all(red[:, 1:] == 0)
-    assert torch.all(splits.test.images[splits.test.labels == 0] == 50)  # grey replicated to RGB
+    assert torch.all(images[labels == 0] == 50)  # grey replicated to RGB
 
 
 def test_shrinking_is_antialiased(tmp_path: Path) -> None:
@@ -377,7 +385,7 @@ def test_shrinking_is_antialiased(tmp_path: Path) -> None:
     write_png(tmp_path / "a" / "1.png", stripes)
     splits = load_dataset(str(tmp_path), (1, 4, 4), seed=0, val_fraction=0, test_fraction=0, normalize="none")
     # Plain bilinear would sample between unlit columns and see black; the block mean is 63.75.
-    images = splits.train.images.double()
+    images = streamed(splits, "train")[0].double()
     assert torch.all(images > 30) and abs(float(images.mean()) - 63.75) < 5
 
 

@@ -6,6 +6,7 @@ import math
 import pytest
 
 import archdsl
+from archdsl.ir import BlockKind
 from archdsl import ArchError
 from archdsl.ops import BatchNorm, Conv, ReLU
 
@@ -42,10 +43,18 @@ def test_nested_groups_and_counts_from_parameters():
     assert net.outputs["output"] == (16, 2, 2)
 
 
-@pytest.mark.parametrize("count", ["0", "(1 - 3)", "(2.5)"])
+@pytest.mark.parametrize("count", ["(1 - 3)", "(2.5)", "true"])
 def test_repetition_count_must_be_a_whole_number(count):
-    with pytest.raises(ArchError, match=r"repetition count must be a whole number ≥ 1"):
+    with pytest.raises(ArchError, match=r"repetition count must be a whole number ≥ 0"):
         archdsl.load(f"input 3x8x8\nconv3-4 * {count}")
+
+
+def test_a_repetition_of_zero_is_nothing():
+    # EfficientNet's stages: the first block, then the rest `* (n - 1)`, which may be none
+    net = archdsl.load("input 3x8x8\nblock stage(n) = [conv3-4/2 conv3-4 * (n - 1)]\nstage(1) stage(3)")
+    assert families(net) == ["conv"] * 4
+    with pytest.raises(ArchError, match=r"no layers: its body expands to nothing"):
+        archdsl.load("input 3x8x8\nconv3-4 * 0")
 
 
 # ---------------------------------------------------------------- blocks and arithmetic
@@ -106,7 +115,8 @@ def test_blocks_are_called_with_their_name_and_remember_their_instance():
     assert net.layer("outer2.inner2.conv1").shape == (32, 8, 8)
     assert net.layer("outer1.maxpool1").scope == ("outer1",)
     block = net.blocks["outer2.inner2"]
-    assert (block.kind, block.name, block.parent, block.span.line) == ("block", "inner", "outer2", 3)  # the call site
+    assert (block.kind, block.name, block.parent, block.span.line) == (BlockKind.BLOCK, "inner", "outer2", 3)  # the call site
+    assert block.user and block.entry == "outer2.inner1.relu1"
     assert net.blocks["outer1"].parent is None and net.blocks["outer1"].depth == 1
     assert block.depth == 2
     assert {b for b in net.blocks} == {"outer1", "outer1.inner1", "outer1.inner2", "outer2", "outer2.inner1", "outer2.inner2"}
@@ -285,7 +295,7 @@ def test_residual_identity_when_the_shape_is_kept():
     assert add.op.family == "add" and add.inputs[1] == "input"
     assert not any(l.inserted and isinstance(l.op, Conv) for l in net.layers)
     assert net.params == 2 * (9 * 64 * 64 + 64)
-    assert net.blocks["residual1"].kind == "residual"
+    assert net.blocks["residual1"].kind is BlockKind.RESIDUAL
 
 
 def test_residual_projection_with_bn_where_the_body_uses_bn():
@@ -337,7 +347,7 @@ def test_residual_with_a_mismatched_explicit_shortcut():
 
 def test_residual_block_named_after_the_block():
     net = archdsl.load("input 64x8x8\nafter conv = bn\nblock basic(c) = [residual< conv3-c relu conv3-c > relu]\nbasic(64) basic(128)")
-    assert net.blocks["basic1"].kind == "residual" and net.blocks["basic1"].name == "basic"
+    assert net.blocks["basic1"].kind is BlockKind.RESIDUAL and net.blocks["basic1"].name == "basic"
     assert "basic1.conv1" in net.graph and "basic2.shortcut.conv" in net.graph
 
 
@@ -345,7 +355,7 @@ def test_residual_block_named_after_the_block():
 def test_squeeze_excitation_parameters(channels, r):
     net = archdsl.load(f"input {channels}x7x7\nse<{r}>")
     assert net.params == 2 * channels**2 // r + channels // r + channels
-    assert families(net) == ["gap", "fc", "relu", "fc", "sigmoid", "scale"]
+    assert families(net) == ["gap", "fc", "relu", "fc", "sigmoid", "mul"]
     assert net.outputs["output"] == (channels, 7, 7)
     scale = net.layers[-1]
     assert scale.inputs == ("input", "se1.sigmoid")
@@ -369,7 +379,7 @@ def test_inception_concatenates_its_branches():
     concat = net.layer(net.output_nodes["output"])
     assert concat.name == "inception1.concat" and concat.shape == (256, 28, 28)
     assert [net.layer(i).shape[0] for i in concat.inputs] == [64, 128, 32, 32]
-    assert [b for b, inst in net.blocks.items() if inst.kind == "branch"] == [f"inception1.b{i}" for i in range(1, 5)]
+    assert [b for b, inst in net.blocks.items() if inst.kind is BlockKind.BRANCH] == [f"inception1.b{i}" for i in range(1, 5)]
     assert net.layer("inception1.b2.conv1").scope == ("inception1", "inception1.b2")
 
 

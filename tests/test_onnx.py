@@ -86,6 +86,25 @@ def test_residual_inception_se_with_two_outputs(tmp_path):
     assert_matches(out, model, net.input_shape, batch=1)
 
 
+@pytest.mark.slow
+@pytest.mark.filterwarnings("error:ONNX export")  # no fallback: the dynamo exporter handles every new op
+def test_the_modern_ops(tmp_path):
+    """relu6, hardswish, silu, mish, elu, prelu, split, shuffle, the conv form of se, mul, pointwise fc, layer and group
+    norm, layer scale, stochastic depth and adaptive pooling (to sizes that do not divide the input), traced
+    at the default batch of 1 and run at 3."""
+    from test_torch_backend import MODERN_OPS
+
+    net = archdsl.load(MODERN_OPS)
+    torch.manual_seed(0)
+    model = to_torch(net)
+    with torch.no_grad():  # off their starting values (layer scale 1e-6 would hide what follows it)
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+    out = export_onnx(net, tmp_path / "modern.onnx", model=model)
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ["output", "pooled", "side"]
+    assert_matches(out, model, net.input_shape, batch=3)
+
+
 def test_the_torchscript_exporter_works_too(tmp_path):
     net = archdsl.load(LENET)
     model = to_torch(net)

@@ -41,6 +41,10 @@ def test_wheel_contains_the_grammar_and_the_package(wheel):
         assert z.read("archdsl/grammar/archdsl.lark") == (REPO / "grammar" / "archdsl.lark").read_bytes()
         for module in ("__init__", "__main__", "cli", "parser", "expand", "loader", "shapes", "ops/conv", "passes/count"):
             assert f"archdsl/{module}.py" in names
+        # the interactive page's script and the Graphviz it lays out with, with their licenses
+        for asset in ("viewer.html", "viewer.js", "viewer.css", "graphviz/graphviz.js", "graphviz/LICENSE.hpcc-js-Apache-2.0",
+                      "graphviz/LICENSE.graphviz-EPL-1.0"):
+            assert f"archdsl/render/assets/{asset}" in names
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert re.search(r"^archdsl = archdsl\.cli:main$", entry_points, re.M)
 

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 import archdsl
 from archdsl import ArchError
+from archdsl.budget import count_layers
+from archdsl.loader import Loader, load_source
+from archdsl.parser import parse
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 ZOO_TEXTS = {p.name: p.read_text() for p in sorted(SPECS.glob("*.arch"))}
@@ -29,6 +32,14 @@ TOKENS = [
     "residual<", "inception<", "|", ">", "[", "]", "*", "2", "3", "(", ")", "=", ",", "c", "s",
     "block b(c, s=1) =", "b(8)", "b(16, s=2)", "b", "after conv =", "defaults maxpool(ceil=true)",
     "network n", "input 3x32x32", "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
+    # the mobile and modern families' ops and syntax
+    "relu6", "silu", "swish", "hardswish", "hardsigmoid", "mish", "elu(0.5)", "prelu", "prelu(per_channel=true)",
+    "mul(@x)", "layerscale", "layernorm", "ln(eps=1e-6)", "groupnorm(4)", "gn(2)", "shuffle(2)", "shuffle(3)",
+    "droppath(0.2)", "stochasticdepth(p=0.5, mode=batch)", "adaptiveavgpool(3)", "adaptivemaxpool(2x5)",
+    "split -> x, y", "split(2, 6) -> a, b", "split", "->", "a", "b", "@a", "@b", "fc-8(pointwise=true)",
+    "se<squeeze=4, act=silu, gate=hardsigmoid, form=conv>", "se<2, form=conv>", "se<r=4>", "se<",
+    "conv-8(kernel=3)", "conv-c(kernel=k, groups=in_channels)", "block m(k, t=2) =", "m(3)", "m(k=5, t=1)",
+    "conv1-(divisible(c * 1.1, 8))", "* (ceil(2 * 1.2))", "max(", "min(", "ceil(", "divisible(", "in_channels", "1.1",
 ]
 
 # Numbers of up to 6,000 digits: Python's int() refuses 4,300, and sizes stop at 10^15.
@@ -50,6 +61,13 @@ def in_specs_dir():
     os.chdir(before)
 
 
+def budget(text: str) -> int:
+    """What the layer budget counted for `text` before it was expanded."""
+    source, _ = load_source(text)
+    spec = parse(source)
+    return count_layers(spec, Loader().context(spec, None), 10**12)
+
+
 def check(text: str) -> None:
     try:
         net = archdsl.load(text, max_layers=MAX_LAYERS)
@@ -58,7 +76,8 @@ def check(text: str) -> None:
         assert isinstance(message, str) and message
         assert "error: " in message
         return
-    # a spec that checks has a consistent analysis
+    # a spec that checks has a consistent analysis, and its budget was never below its size
+    assert budget(text) >= len(net.layers) - 1
     assert net.params >= 0 and net.macs >= 0
     assert list(net.outputs)
     for layer in net.layers:

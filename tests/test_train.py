@@ -273,20 +273,32 @@ def test_an_input_the_data_cannot_feed_says_how_to_fix_it(tmp_path):
         run(spec, tmp_path / "run", "epochs=1")
 
 
-def test_the_progress_bar_draws_only_on_a_terminal():
+def test_progress_is_a_tqdm_bar_on_a_terminal_and_plain_lines_elsewhere(monkeypatch):
     import io
 
-    from archdsl.train.progress import ProgressBar
+    from archdsl.train import progress as progress_mod
 
-    quiet, shown = io.StringIO(), io.StringIO()
-    for stream, enabled in ((quiet, None), (shown, True)):
-        bar = ProgressBar("epoch 1/3", 4, stream=stream, enabled=enabled)
-        for step in range(1, 5):
-            bar.update(step, step * 10, 0.5, 0.75)
-        bar.close()
-    assert quiet.getvalue() == ""  # StringIO is not a terminal
-    assert "epoch 1/3 [" in shown.getvalue() and "4/4 loss 0.5000 acc 75.00%" in shown.getvalue()
-    assert "img/s" in shown.getvalue()
+    bar_stream, log_stream, quiet_stream = io.StringIO(), io.StringIO(), io.StringIO()
+    bar = progress_mod.Progress("epoch 1/3 train", 40, stream=bar_stream, terminal=True, redraw_s=0)
+    for step in range(1, 5):
+        bar.update(step * 10, 0.5, 0.75)
+    bar.close()
+    drawn = bar_stream.getvalue()
+    assert "epoch 1/3 train" in drawn and "40/40" in drawn and "img/s" in drawn and "loss 0.5000 acc 75.00%" in drawn
+
+    clock = iter([0.0, 10.0, 31.0, 45.0, 62.0])  # start, then one reading per update
+    monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: next(clock))
+    plain = progress_mod.Progress("epoch 1/3 validation", 400, stream=log_stream, terminal=False, every_s=30)
+    for images in (100, 200, 300, 400):
+        plain.update(images, 1.25, 0.5)
+    monkeypatch.undo()
+    lines = log_stream.getvalue().splitlines()
+    assert lines == ["epoch 1/3 validation: 200/400 images (50%), 6 img/s, ETA 0:31, loss 1.2500 acc 50.00%",
+                     "epoch 1/3 validation: 400/400 images (100%), 6 img/s, ETA 0:00, loss 1.2500 acc 50.00%"]
+    assert "\x1b" not in log_stream.getvalue() and "\r" not in log_stream.getvalue()
+    quiet = progress_mod.Progress("test", 10, stream=quiet_stream, terminal=False, every_s=30)
+    quiet.update(10, 1.0, 1.0)  # a short phase says nothing: the summary line follows
+    assert quiet_stream.getvalue() == ""
 
 
 def test_a_plateau_schedule_and_adamw_checkpoint_load_with_weights_only(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import archdsl
+from archdsl.ir import BlockKind
 from archdsl.ops import BatchNorm, Conv, MaxPool
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -174,7 +175,7 @@ def test_resnet_stages(name, stage_shapes):
 
 def test_resnet_blocks_per_stage():
     for name, blocks in {"resnet34": 16, "resnet50": 16, "resnet101": 33, "resnet152": 50}.items():
-        residuals = [b for b in zoo(name).blocks.values() if b.kind == "residual"]
+        residuals = [b for b in zoo(name).blocks.values() if b.kind is BlockKind.RESIDUAL]
         assert len(residuals) == blocks, name
 
 

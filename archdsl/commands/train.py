@@ -19,9 +19,10 @@ SETTING_FLAGS = (
     ("--lr", "lr", "LR", "learning rate"),
     ("--optimizer", "optimizer", "NAME", "sgd, adam, adamw, rmsprop; with arguments e.g. 'sgd(momentum=0.9)'"),
     ("--schedule", "schedule", "NAME", "constant, step(EVERY, GAMMA), cosine, plateau (lr/10 when val error stalls)"),
+    ("--warmup", "warmup", "EPOCHS", "epochs of linear learning-rate warm-up (per step) before the schedule"),
     ("--weight-decay", "weight_decay", "WD", None),
     ("--label-smoothing", "label_smoothing", "EPS", None),
-    ("--augment", "augment", "LIST", "e.g. '[crop(pad=4), flip]' or none"),
+    ("--augment", "augment", "LIST", "e.g. '[crop(pad=4), flip]', '[resized_crop, flip, jitter]' or none"),
     ("--seed", "seed", "N", None),
     ("--init", "init", "SCHEME", "auto, kaiming, xavier, torch"),
     ("--aux-weight", "aux_weight", "W", "weight of auxiliary classifier losses (default 0.3)"),
@@ -47,8 +48,18 @@ def add_parser(subparsers) -> None:
     run.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: 1 for small models, else all)")
     run.add_argument("--compile", action="store_true", help="torch.compile the model")
     run.add_argument("--no-progress", action="store_true", help="no progress bar, only the per-epoch lines")
+    run.add_argument("--progress-every", type=float, default=30.0, metavar="S",
+                     help="when stderr is not a terminal: one progress line every S seconds (default 30)")
+    run.add_argument("--no-tensorboard", action="store_true", help="write no TensorBoard event files")
+    data = p.add_argument_group("data loading")
+    data.add_argument("--workers", type=int, metavar="N",
+                      help="processes decoding a streamed image folder (default: one per core, at most 8)")
+    data.add_argument("--skip-bad-images", action="store_true",
+                      help="leave unreadable images out (counted and listed) instead of stopping")
     ddp = p.add_argument_group("distributed (DistributedDataParallel through torch.distributed.run)")
     ddp.add_argument("--nproc", type=int, metavar="N", help="processes per node (GPUs, or CPU workers with gloo)")
+    ddp.add_argument("--sync-bn", action="store_true",
+                     help="batch norm over the global batch (SyncBatchNorm; CUDA only)")
     from archdsl.train.distributed import LAUNCHER_OPTIONS
 
     for key in LAUNCHER_OPTIONS:
@@ -93,9 +104,15 @@ def run(args) -> int:
         config = resolve_config(net.train_settings, overrides, net.input_shape)
     for warning in net.warnings:
         print(warning.format(), file=sys.stderr)
+    for flag, value in (("--workers", args.workers), ("--progress-every", args.progress_every)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise ArchError(f"{flag} expects a number >= 0, got {value}")
     options = RunOptions(out=Path(args.out) if args.out else None, device=args.device, compile=args.compile,
                          resume=Path(args.resume) if args.resume else None,
-                         progress=False if args.no_progress else None, threads=args.threads)
+                         progress=False if args.no_progress else None, threads=args.threads,
+                         progress_every=args.progress_every, workers=args.workers,
+                         skip_bad_images=args.skip_bad_images, tensorboard=not args.no_tensorboard,
+                         sync_bn=args.sync_bn)
     try:
         train(net, config, options)
     except Interrupted as exc:
@@ -155,5 +172,10 @@ def _child_argv(args) -> list[str]:
                         ("--threads", None if args.threads is None else str(args.threads))):
         if value is not None:
             argv += [flag, value]
+    for flag, value in (("--workers", args.workers), ("--progress-every", args.progress_every)):
+        if value is not None:
+            argv += [flag, str(value)]
     argv += ["--compile"] * args.compile + ["--no-progress"] * args.no_progress
+    argv += ["--no-tensorboard"] * args.no_tensorboard + ["--skip-bad-images"] * args.skip_bad_images
+    argv += ["--sync-bn"] * args.sync_bn
     return argv

@@ -1,12 +1,25 @@
 """What every layer type shares: the `Op` base class, the registry, and `Call`.
 
-A layer type is a frozen dataclass subclassing `Op`, registered with
-`@register`. It says how the spec writes it (`family`, `from_call`), its shape
-rule (`output_shape`), and what it costs (`params`, `macs`, `window`). Backends
-map op classes to emitters; nothing else needs to know the list of ops.
+A layer type is one frozen dataclass subclassing `Op`, registered with
+`@register`, and it says everything archdsl knows about that layer in one place:
+
+  * how a spec writes it: `family`, `aliases`, `example`, the `options` it takes
+    (name, default, doc), whether a kernel size may be glued to its name, and
+    `from_call`, which reads a written token into the dataclass;
+  * its shape rule, `output_shape`;
+  * its tensors, `weights`: name → `Weight` (shape, role, trainable or a buffer),
+    in the order PyTorch registers them. Parameter counts are derived from it,
+    the TVM backend reads state_dicts by it, initialisation follows its roles;
+  * its cost, `macs`, and its sliding `window` (receptive fields, the fit check);
+  * its `kind` (the diagram's colour group) and its `traits`, the facts other
+    passes and backends ask instead of keeping lists of op classes.
+
+Backends map op classes to small emitters; nothing else needs the list of ops.
 """
 from __future__ import annotations
 
+import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -14,13 +27,95 @@ from ..errors import ShapeError, Span, SpecArgumentError, SpecNameError, did_you
 from ..shapes import MAX_SIZE, Shape, fmt_shape
 
 REGISTRY: dict[str, type["Op"]] = {}
+HIDDEN: list[type["Op"]] = []  # ops archdsl builds itself and a spec cannot write (input, split's parts)
 
 
 def register(cls: type["Op"]) -> type["Op"]:
+    if cls.hidden:
+        HIDDEN.append(cls)
+        return cls
     for name in (cls.family, *cls.aliases):
         assert name not in REGISTRY, f"two ops claim the family {name!r}"
         REGISTRY[name] = cls
     return cls
+
+
+def all_ops() -> list[type["Op"]]:
+    """Every op class, the ones a spec writes and the hidden ones, each once."""
+    return list(dict.fromkeys([*REGISTRY.values(), *HIDDEN]))
+
+
+class Kind(enum.Enum):
+    """What a layer is, in one word: diagrams colour by it, tables group by it."""
+
+    INPUT = "input"
+    CONVOLUTION = "convolution"
+    POOLING = "pooling"
+    FC = "fc"
+    NORMALIZATION = "normalization"
+    ACTIVATION = "activation"
+    REGULARIZATION = "regularization"
+    RESHAPE = "reshape"
+    RESIZE = "resize"
+    MERGE = "merge"
+
+
+class Trait(enum.Enum):
+    """Facts about an op that passes and backends ask, instead of lists of op classes."""
+
+    # y = f(x) element by element: same shape, no mixing of positions or channels
+    # (activations, dropout). Diagrams fold such layers into the box before them.
+    ELEMENTWISE = "elementwise"
+    # Output channel c is input channel c, transformed (elementwise ops, pooling, a
+    # per-channel norm, softmax's class order, flatten after a global pool): a
+    # classifier head is looked for through such layers.
+    KEEPS_CHANNELS = "keeps_channels"
+    # Subtracts each channel's mean: a bias in the convolution before it is cancelled,
+    # so archdsl leaves that bias out (batch norm).
+    CANCELS_BIAS = "cancels_bias"
+    # Its gradient does not read its output, so a consumer may overwrite that output
+    # in place (ReLU(inplace=True) after a conv); sigmoid and tanh keep theirs.
+    OUTPUT_OVERWRITABLE = "output_overwritable"
+
+
+class Role(enum.Enum):
+    """What a tensor of a layer is; initialisation schemes and weight converters go by it."""
+
+    KERNEL = "kernel"  # a convolution's weight: (out, in/groups, *k)
+    TRANSPOSED_KERNEL = "transposed_kernel"  # a transposed convolution's: (in, out/groups, *k)
+    DENSE = "dense"  # a fully connected layer's weight: (out, in)
+    BIAS = "bias"
+    SCALE = "scale"  # a norm's γ: starts at 1
+    SHIFT = "shift"  # a norm's β: starts at 0
+    RUNNING_MEAN = "running_mean"
+    RUNNING_VAR = "running_var"
+    STEP_COUNT = "step_count"  # batch norm's num_batches_tracked
+    CONSTANT = "constant"  # a learned value that starts at `Weight.fill` in every scheme (PReLU's slope)
+
+
+@dataclass(frozen=True)
+class Weight:
+    """One tensor of a layer: its shape and role; `trainable=False` for a buffer."""
+
+    shape: tuple[int, ...]
+    role: Role
+    trainable: bool = True
+    fill: float | None = None  # the starting value of a Role.CONSTANT tensor
+    dtype: str = "float32"
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option an op takes, declared once: the spec, the docs and editors read it."""
+
+    name: str
+    default: Any
+    doc: str = ""
+    position: int | None = None  # also accepted as the n-th positional argument: dropout(0.5)
 
 
 @dataclass(frozen=True)
@@ -49,10 +144,11 @@ class Value:
 class Call:
     """A layer as written, with its arguments evaluated: `conv3x3-64/2(pad=valid)`.
 
-    `kernel` comes from the digits glued to the family name (`conv3x3` → (3, 3)),
-    `dimension` from after the dash, `stride` from after the slash. Ops take
-    what they accept with the `take_*` methods; `finish()` then reports anything
-    left over, so a misspelled option never passes silently.
+    `kernel` comes from the digits glued to the family name (`conv3x3` → (3, 3)) or
+    from a `kernel=` option (`conv-64(kernel=k)`, for a kernel size that is a block
+    parameter), `dimension` from after the dash, `stride` from after the slash. Ops
+    take what they accept with the `take_*` methods; `finish()` then reports
+    anything left over, so a misspelled option never passes silently.
     """
 
     family: str
@@ -68,6 +164,15 @@ class Call:
 
     # ---- the parts of a token ----
     def take_kernel(self, default: int | tuple[int, ...] | None = None, example: str = "") -> int | tuple[int, ...]:
+        self._known.append("kernel")
+        if "kernel" in self.keywords:
+            written = self.keywords.pop("kernel")
+            if self.kernel is not None:
+                raise SpecArgumentError(
+                    f"{self.family}: the kernel size is given twice, in the name and as kernel=. Received: {self.text}",
+                    written.span,
+                )
+            self.kernel = written
         if self.kernel is None:
             if default is None:
                 raise SpecArgumentError(
@@ -102,6 +207,15 @@ class Call:
             return value.value
         return default
 
+    def take_options(self, options: tuple[Option, ...]) -> dict[str, Any]:
+        """Every declared option's value: as written, else its declared default."""
+        return {o.name: self.take_option(o.name, o.default, o.position) for o in options}
+
+    def option_span(self, name: str) -> Span:
+        """Where an option was written (before it is taken), else the whole token."""
+        value = self.keywords.get(name)
+        return value.span if value is not None else self.span
+
     def finish(self) -> None:
         """Reject whatever the op did not take, with the options it does know."""
         if self.kernel is not None:
@@ -126,9 +240,15 @@ class Call:
             )
 
 
+# ---- small validators shared by the ops (cf. Keras' operation_utils) ----
+
+
 def positive_int(value: Any, what: str, span: Span | None, family: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SpecArgumentError(f"{family}: {what} must be a positive whole number. Received: {value!r}", span)
+        # a width multiplier's product (conv1-(40 * 1.1)) is rounded the way the papers do it, never silently
+        computed = isinstance(value, float) and value >= 1 and "number of" in what
+        hint = "; round it with divisible(…, 8), ceil(…) or floor(…)" if computed else ""
+        raise SpecArgumentError(f"{family}: {what} must be a positive whole number{hint}. Received: {value!r}", span)
     if value > MAX_SIZE:
         raise SpecArgumentError(f"{family}: {what} must be at most {MAX_SIZE:,}. Received: {value:,}", span)
     return value
@@ -140,6 +260,38 @@ def positive_sizes(value: Any, what: str, span: Span | None, family: str) -> int
             positive_int(v, what, span, family)
         return value
     return positive_int(value, what, span, family)
+
+
+def number(value: Any, name: str, family: str, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False, high_open: bool = False, span: Span | None = None) -> float:
+    """A finite number within [low, high] (an end excluded where `*_open`), as a float."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low:g}"
+        hi = "" if high is None else f"{high:g}{')' if high_open else ']'}"
+        where = f" in {lo or '(-inf'}, {hi or 'inf)'}" if (low is not None or high is not None) else ""
+        raise SpecArgumentError(f"{family}: {name} must be a number{where}. Received: {name}={value!r}", span)
+    return float(value)
+
+
+def flag(value: Any, name: str, family: str, span: Span | None = None) -> bool | None:
+    """true, false, or None (left to archdsl) for an option such as bias."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise SpecArgumentError(f"{family}: {name} must be true or false. Received: {name}={value!r}", span)
+
+
+def choice(value: Any, name: str, choices: tuple[str, ...], family: str, span: Span | None = None) -> str:
+    if isinstance(value, str) and value.lower() in choices:
+        return value.lower()
+    hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+    raise SpecArgumentError(
+        f"{family}: {name} must be one of {', '.join(choices)}{hint or '.'} Received: {name}={value!r}", span
+    )
 
 
 def per_dim(value: int | tuple[int, ...], rank: int, what: str, family: str) -> tuple[int, ...]:
@@ -172,26 +324,48 @@ def kernel_rank(kernel: int | tuple[int, ...], input_shape: Shape, family: str, 
     return rank
 
 
+def compact_sizes(sizes: tuple[int, ...]) -> str:
+    """(3, 3) → '3'; (1, 7) → '1x7': how a token writes a per-dimension size."""
+    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
+
+
 class Op:
-    """Base of every layer type. Subclasses are frozen dataclasses."""
+    """Base of every layer type. Subclasses are frozen dataclasses (see the module's doc)."""
 
     family: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
-    kind: ClassVar[str] = "other"  # colour group in diagrams: convolution, pooling, normalization, ...
+    # A spec fragment that uses the op after `input 8x16x16` (docs, editors and the
+    # test that every op reaches every backend build it).
+    example: ClassVar[str] = ""
+    doc: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    takes_kernel: ClassVar[bool] = False  # whether digits glued to the name are a kernel size (`conv3`)
+    kind: ClassVar[Kind] = Kind.ACTIVATION
+    traits: ClassVar[frozenset[Trait]] = frozenset()
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int | None] = 1
-    hidden: ClassVar[bool] = False  # built by archdsl itself (input, SE's scaling), never written in a spec
+    hidden: ClassVar[bool] = False  # built by archdsl itself (input, split's parts), never written as a token
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Op":
+        values = call.take_options(cls.options)
         call.finish()
-        return cls()
+        return cls(**values)
+
+    @classmethod
+    def has(cls, trait: Trait) -> bool:
+        return trait in cls.traits
 
     def output_shape(self, inputs: tuple[Shape, ...]) -> Shape:
         return inputs[0]
 
+    def weights(self, inputs: tuple[Shape, ...]) -> dict[str, Weight]:
+        """The layer's tensors by PyTorch's names, in PyTorch's order; {} for ops without any."""
+        return {}
+
     def params(self, inputs: tuple[Shape, ...]) -> int:
-        return 0
+        """Trainable parameters: derived from `weights`, never written twice."""
+        return sum(w.size for w in self.weights(inputs).values() if w.trainable)
 
     def macs(self, inputs: tuple[Shape, ...], output: Shape) -> int:
         """Multiply-accumulates; counted for convolutions and fully connected layers only."""
@@ -202,5 +376,5 @@ class Op:
         return None
 
     def describe(self) -> str:
-        """A short canonical token for layers archdsl inserted itself."""
+        """A short canonical token: how archdsl writes this layer (tables, inserted layers)."""
         return self.family

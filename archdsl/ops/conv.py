@@ -12,7 +12,10 @@ from typing import Any
 
 from ..errors import ShapeError, SpecArgumentError, did_you_mean
 from ..shapes import Shape, fmt_shape, full_padding, same_padding, transposed_output_size, window_output_size
-from .base import Call, Op, Window, kernel_rank, per_dim, positive_int, positive_sizes, register
+from .base import (
+    Call, Kind, Op, Option, Role, Trait, Weight, Window, compact_sizes, flag, kernel_rank, per_dim, positive_int,
+    positive_sizes, register,
+)
 
 
 def resolve_padding(value: Any, kernel: tuple[int, ...], dilation: tuple[int, ...], family: str) -> tuple[int, ...]:
@@ -34,12 +37,6 @@ def resolve_padding(value: Any, kernel: tuple[int, ...], dilation: tuple[int, ..
     )
 
 
-def _flag(value: Any, name: str, family: str) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    raise SpecArgumentError(f"{family}: {name} must be true or false. Received: {name}={value!r}")
-
-
 def _groups(value: Any, in_channels: int, out_channels: int, family: str) -> int:
     groups = positive_int(value, "groups", None, family)
     if in_channels % groups or out_channels % groups:
@@ -59,11 +56,27 @@ def _spatial_out(family: str, text: str, sizes: list[int], input_shape: Shape) -
     return tuple(sizes)
 
 
+def _bias(has_bias: bool | None, out_channels: int) -> dict[str, Weight]:
+    # bias=None (left to archdsl) counts as present until `passes.resolve_bias` decides
+    return {} if has_bias is False else {"bias": Weight((out_channels,), Role.BIAS)}
+
+
+PAD = Option("pad", "same", "same ((K−1)/2 per side), valid (0), full (K−1), a number or sizes like 1x3")
+GROUPS = Option("groups", 1, "grouped convolution; groups = input channels is depthwise")
+BIAS = Option("bias", None, "true or false; by default none where a batch norm follows")
+
+
 @register
 @dataclass(frozen=True)
 class Conv(Op):
+    """Convolution; `pad` defaults to same, so a stride-1 conv keeps the map's size."""
+
     family = "conv"
-    kind = "convolution"
+    example = "conv3-16/2"
+    takes_kernel = True
+    options = (PAD, Option("dilation", 1, "spacing of the kernel's taps (atrous convolution)"), GROUPS, BIAS)
+    kind = Kind.CONVOLUTION
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     out_channels: int
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
@@ -74,15 +87,16 @@ class Conv(Op):
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Conv":
-        kernel = call.take_kernel(example="conv3-64")
+        kernel = call.take_kernel(example="conv3-64 or conv-64(kernel=3)")
         rank = kernel_rank(kernel, inputs[0], "conv", call.text)
         kernel = per_dim(kernel, rank, "kernel", call.text)
         out_channels = call.take_dimension("a number of filters", "conv3-64")
         stride = per_dim(call.take_stride(1), rank, "stride", call.text)
-        dilation = per_dim(positive_sizes(call.take_option("dilation", 1), "dilation", call.span, call.text), rank, "dilation", call.text)
-        padding = resolve_padding(call.take_option("pad", "same"), kernel, dilation, call.text)
-        groups = _groups(call.take_option("groups", 1), inputs[0][0], out_channels, call.text)
-        bias = _flag(call.take_option("bias", None), "bias", call.text)
+        values = call.take_options(cls.options)
+        dilation = per_dim(positive_sizes(values["dilation"], "dilation", call.span, call.text), rank, "dilation", call.text)
+        padding = resolve_padding(values["pad"], kernel, dilation, call.text)
+        groups = _groups(values["groups"], inputs[0][0], out_channels, call.text)
+        bias = flag(values["bias"], "bias", call.text)
         call.finish()
         return cls(out_channels, kernel, stride, padding, dilation, groups, bias)
 
@@ -94,9 +108,9 @@ class Conv(Op):
         ]
         return (self.out_channels, *_spatial_out("conv", self.describe(), sizes, shape))
 
-    def params(self, inputs: tuple[Shape, ...]) -> int:
-        weights = math.prod(self.kernel) * (inputs[0][0] // self.groups) * self.out_channels
-        return weights + (self.out_channels if self.bias is not False else 0)
+    def weights(self, inputs: tuple[Shape, ...]) -> dict[str, Weight]:
+        kernel = Weight((self.out_channels, inputs[0][0] // self.groups, *self.kernel), Role.KERNEL)
+        return {"weight": kernel, **_bias(self.bias, self.out_channels)}
 
     def macs(self, inputs: tuple[Shape, ...], output: Shape) -> int:
         return math.prod(output) * math.prod(self.kernel) * (inputs[0][0] // self.groups)
@@ -106,11 +120,8 @@ class Conv(Op):
         return Window(extent, self.stride, self.padding)
 
     def describe(self) -> str:
-        k = "x".join(map(str, self.kernel)) if len(set(self.kernel)) > 1 else str(self.kernel[0])
-        stride = "" if set(self.stride) == {1} else "/" + (
-            "x".join(map(str, self.stride)) if len(set(self.stride)) > 1 else str(self.stride[0])
-        )
-        return f"conv{k}-{self.out_channels}{stride}"
+        stride = "" if set(self.stride) == {1} else "/" + compact_sizes(self.stride)
+        return f"conv{compact_sizes(self.kernel)}-{self.out_channels}{stride}"
 
 
 @register
@@ -120,7 +131,16 @@ class Deconv(Op):
 
     family = "deconv"
     aliases = ("upconv",)
-    kind = "convolution"
+    example = "deconv2-16/2"
+    takes_kernel = True
+    options = (
+        Option("pad", 0, "a number or sizes like 1x3 (removed from each side of the output)"),
+        Option("output_padding", 0, "extra rows added to one side of the output, smaller than the stride"),
+        GROUPS,
+        BIAS,
+    )
+    kind = Kind.CONVOLUTION
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     out_channels: int
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
@@ -136,15 +156,16 @@ class Deconv(Op):
         kernel = per_dim(kernel, rank, "kernel", call.text)
         out_channels = call.take_dimension("a number of filters", "deconv2-64/2")
         stride = per_dim(call.take_stride(1), rank, "stride", call.text)
-        padding = resolve_padding(call.take_option("pad", 0), kernel, (1,) * rank, call.text)
-        output_padding = per_dim(call.take_option("output_padding", 0), rank, "output_padding", call.text)
+        values = call.take_options(cls.options)
+        padding = resolve_padding(values["pad"], kernel, (1,) * rank, call.text)
+        output_padding = per_dim(values["output_padding"], rank, "output_padding", call.text)
         if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in output_padding):
             raise SpecArgumentError(
                 f"{call.text}: output_padding must be a whole number ≥ 0. Received: output_padding={fmt_shape(output_padding)}",
                 call.span,
             )
-        groups = _groups(call.take_option("groups", 1), inputs[0][0], out_channels, call.text)
-        bias = _flag(call.take_option("bias", None), "bias", call.text)
+        groups = _groups(values["groups"], inputs[0][0], out_channels, call.text)
+        bias = flag(values["bias"], "bias", call.text)
         call.finish()
         if any(op >= s for op, s in zip(output_padding, stride)):
             raise SpecArgumentError(
@@ -162,9 +183,9 @@ class Deconv(Op):
         ]
         return (self.out_channels, *_spatial_out("deconv", self.describe(), sizes, shape))
 
-    def params(self, inputs: tuple[Shape, ...]) -> int:
-        weights = math.prod(self.kernel) * inputs[0][0] * (self.out_channels // self.groups)
-        return weights + (self.out_channels if self.bias is not False else 0)
+    def weights(self, inputs: tuple[Shape, ...]) -> dict[str, Weight]:
+        kernel = Weight((inputs[0][0], self.out_channels // self.groups, *self.kernel), Role.TRANSPOSED_KERNEL)
+        return {"weight": kernel, **_bias(self.bias, self.out_channels)}
 
     def macs(self, inputs: tuple[Shape, ...], output: Shape) -> int:
         return math.prod(inputs[0]) * math.prod(self.kernel) * (self.out_channels // self.groups)
@@ -173,4 +194,4 @@ class Deconv(Op):
         return Window(self.kernel, self.stride, self.padding, transposed=True)
 
     def describe(self) -> str:
-        return f"deconv{'x'.join(map(str, self.kernel))}-{self.out_channels}/{'x'.join(map(str, self.stride))}"
+        return f"deconv{compact_sizes(self.kernel)}-{self.out_channels}/{compact_sizes(self.stride)}"

@@ -1,4 +1,4 @@
-"""Ops with several inputs: `add(@x)`, `concat(@e1)`, and SE's channel scaling.
+"""Ops with several inputs: `add(@x)`, `concat(@e1)`, `mul(@gate)`.
 
 In a spec the current tensor is the first input and each `@name` adds one more.
 """
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import ShapeError
 from ..shapes import Shape, fmt_shape
-from .base import Op, register
+from .base import Kind, Op, Trait, register
 
 
 def _received(inputs: tuple[Shape, ...]) -> str:
@@ -19,7 +19,10 @@ def _received(inputs: tuple[Shape, ...]) -> str:
 @dataclass(frozen=True)
 class Add(Op):
     family = "add"
-    kind = "merge"
+    example = "-> a conv3-8 add(@a)"
+    doc = "element-wise sum of the current tensor and each @name"
+    kind = Kind.MERGE
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     min_inputs = 2
     max_inputs = None
 
@@ -36,7 +39,10 @@ class Concat(Op):
     """Concatenation on channels: spatial sizes must agree."""
 
     family = "concat"
-    kind = "merge"
+    example = "-> a conv3-8 concat(@a)"
+    doc = "concatenation on channels of the current tensor and each @name"
+    kind = Kind.MERGE
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})
     min_inputs = 2
     max_inputs = None
 
@@ -46,22 +52,39 @@ class Concat(Op):
         return (sum(s[0] for s in inputs), *inputs[0][1:])
 
 
+def broadcast_channels_first(inputs: tuple[Shape, ...]) -> Shape:
+    """The shape of an element-wise product whose inputs broadcast channels first: a shorter
+    shape gains trailing 1s (C → C×1×1 beside a C×H×W map), then every dimension is equal or 1."""
+    rank = max(len(s) for s in inputs)
+    padded = [s + (1,) * (rank - len(s)) for s in inputs]
+    out = []
+    for dims in zip(*padded):
+        sizes = set(dims) - {1}
+        if len(sizes) > 1:
+            raise ShapeError(
+                "mul needs tensors that broadcast: each dimension equal or 1, channels first"
+                f" (a C or C×1×1 gate scales a C×H×W map). {_received(inputs)}"
+            )
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
 @register
 @dataclass(frozen=True)
-class Scale(Op):
-    """x · s per channel: squeeze-and-excitation's last step (x: C×H×W, s: C)."""
+class Mul(Op):
+    """The element-wise product, broadcasting channels first: `mul(@gate)` scales a C×H×W map by a
+    C×1×1 (or C) gate, the last step of squeeze-and-excitation, which `se<r>` builds with it too."""
 
-    family = "scale"
-    kind = "merge"
-    hidden = True
+    family = "mul"
+    example = "-> x gap conv1-8 sigmoid mul(@x)"
+    doc = "element-wise product of the current tensor and each @name, broadcasting channels first"
+    kind = Kind.MERGE
+    traits = frozenset({Trait.OUTPUT_OVERWRITABLE})  # its gradient reads its inputs, not its output
     min_inputs = 2
-    max_inputs = 2
+    max_inputs = None
 
     def output_shape(self, inputs: tuple[Shape, ...]) -> Shape:
-        x, s = inputs
-        if s[0] != x[0] or any(d != 1 for d in s[1:]):
-            raise ShapeError(f"scale needs one weight per channel of its input. {_received(inputs)}")
-        return x
+        return broadcast_channels_first(inputs)
 
 
 @register
@@ -70,7 +93,7 @@ class Input(Op):
     """The network's input tensor."""
 
     family = "input"
-    kind = "input"
+    kind = Kind.INPUT
     hidden = True
     min_inputs = 0
     max_inputs = 0

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..errors import SpecArgumentError
 from ..shapes import Shape
-from .base import Call, Op, Window, per_dim, positive_sizes, register, spatial_rank
+from .base import Call, Kind, Op, Option, Trait, Window, choice, per_dim, positive_sizes, register, spatial_rank
 
 MODES = ("nearest", "bilinear")
 
@@ -14,17 +14,23 @@ MODES = ("nearest", "bilinear")
 @dataclass(frozen=True)
 class Upsample(Op):
     family = "upsample"
-    kind = "resize"
+    example = "upsample(2)"
+    doc = "repeat (nearest) or interpolate (bilinear) by a whole factor"
+    options = (
+        Option("scale", 2, "the factor per spatial dimension, or sizes like 1x2", position=0),
+        Option("mode", "nearest", "nearest or bilinear (2-D only)", position=1),
+    )
+    kind = Kind.RESIZE
+    traits = frozenset({Trait.KEEPS_CHANNELS})
     scale: tuple[int, ...]
     mode: str = "nearest"
 
     @classmethod
     def from_call(cls, call: Call, inputs: tuple[Shape, ...]) -> "Upsample":
         rank = spatial_rank(inputs[0], "upsample")
-        scale = positive_sizes(call.take_option("scale", 2, position=0), "scale", call.span, "upsample")
-        mode = call.take_option("mode", "nearest", position=1)
-        if mode not in MODES:
-            raise SpecArgumentError(f"upsample: mode must be one of {', '.join(MODES)}. Received: mode={mode!r}", call.span)
+        values = call.take_options(cls.options)
+        scale = positive_sizes(values["scale"], "scale", call.span, "upsample")
+        mode = choice(values["mode"], "mode", MODES, "upsample", call.span)
         if mode == "bilinear" and rank != 2:
             raise SpecArgumentError(f"upsample: bilinear needs a 2-D input. Received: a {rank}-D input", call.span)
         call.finish()

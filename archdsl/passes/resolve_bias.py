@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ops import BatchNorm, Conv, Deconv
+from ..ops import Trait
 
 
 def resolve_bias(graph) -> None:
+    """Give every op whose `bias` is left to archdsl (None) one, unless its only consumer cancels it."""
     for node, data in graph.nodes(data=True):
         layer = data["layer"]
-        if not isinstance(layer.op, (Conv, Deconv)) or layer.op.bias is not None:
+        if getattr(layer.op, "bias", False) is not None:
             continue
         consumers = [graph.nodes[s]["layer"].op for s in graph.successors(node)]
-        followed_by_bn = len(consumers) == 1 and isinstance(consumers[0], BatchNorm)
-        data["layer"] = replace(layer, op=replace(layer.op, bias=not followed_by_bn))
+        cancelled = len(consumers) == 1 and consumers[0].has(Trait.CANCELS_BIAS)
+        data["layer"] = replace(layer, op=replace(layer.op, bias=not cancelled))

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from html import escape
 
-from ..ir import BlockInstance, Layer
+from ..ir import BlockInstance, BlockKind, Layer, Stage
+from ..ops import Kind
 from ..shapes import fmt_shape
 from .collapse import Box
 
@@ -41,9 +42,15 @@ def is_parametrized(token: str) -> bool:
     return match is not None and any(p is not None and not _LITERAL.fullmatch(p) for p in match.groups())
 
 
-def layer_label(layer: Layer, outputs: list[str]) -> str:
-    """`conv3-64` in bold; the resolved spelling inside blocks; shape, params, output names."""
-    lines = [f"<b>{escape(layer.token)}</b>"]
+def resolved(layer: Layer) -> str:
+    """The token with a block's arguments filled in: `conv3-c/s` → `conv3-128/2`; a literal token as written."""
+    return layer.op.describe() if is_parametrized(layer.token) else layer.token
+
+
+def layer_label(layer: Layer, outputs: list[str], label: str | None = None) -> str:
+    """`conv3-64` in bold; the resolved spelling inside blocks; shape, params, output names (--full)."""
+    lines = [f"<b>{escape(label)}</b>"] if label else []
+    lines.append(f"<b>{escape(layer.token)}</b>")
     if is_parametrized(layer.token):
         lines.append(SMALL.format("= " + escape(layer.op.describe())))
     figures = fmt_shape(layer.shape)
@@ -54,9 +61,31 @@ def layer_label(layer: Layer, outputs: list[str]) -> str:
     return html(lines)
 
 
-def output_lines(outputs: list[str]) -> list[str]:
-    """'output' for the main one; 'output aux1' for a named head."""
-    return [SMALL.format("<i>output</i>" if n == "output" else f"<i>output {escape(n)}</i>") for n in outputs]
+def chain_label(box: Box, outputs: list[str], label: str | None, shape: str | None, template: bool = False) -> str:
+    """A compact box: `conv3-128/2 · bn · relu` (resolved tokens, the first bold), its params.
+
+    `shape` is shown on the box only where no edge shows it: the input's, an output's.
+    `template`: under the tokens, in small type, the block's own spelling (`conv3-c/s`)
+    where it differs (a block's definition view).
+    """
+    tokens = [escape(resolved(layer)) for layer in box.layers]
+    lines = [f"<b>{escape(label)}</b>", " · ".join(tokens)] if label else [" · ".join([f"<b>{tokens[0]}</b>", *tokens[1:]])]
+    if template and any(is_parametrized(layer.token) for layer in box.layers):
+        lines.append(SMALL.format("<i>" + escape(" · ".join(layer.token for layer in box.layers)) + "</i>"))
+    params = sum(layer.params for layer in box.layers)
+    figures = [f"{compact(params)} params"] if params else []
+    if shape and not outputs:
+        figures.insert(0, escape(shape))
+    if figures:
+        lines.append(SMALL.format(" · ".join(figures)))
+    lines += output_lines(outputs, shape)
+    return html(lines)
+
+
+def output_lines(outputs: list[str], shape: str | None = None) -> list[str]:
+    """'output' for the main one; 'output aux1' for a named head; with the shape where edges show none."""
+    tail = f" {escape(shape)}" if shape else ""
+    return [SMALL.format(("<i>output</i>" if n == "output" else f"<i>output {escape(n)}</i>") + tail) for n in outputs]
 
 
 def written(block: BlockInstance) -> str:
@@ -65,48 +94,56 @@ def written(block: BlockInstance) -> str:
     An inline `inception< … >` is its whole text, which its cluster already shows.
     """
     span = block.span
-    user_block = block.kind == "block" or block.name != block.kind
-    if user_block and span is not None and span.line == span.end_line:
+    if block.user and span is not None and span.line == span.end_line:
         text = " ".join(span.source.line(span.line)[span.col - 1 : span.end_col - 1].split())
         if text:
             return text if len(text) <= MAX_WRITTEN else text[: MAX_WRITTEN - 1] + "…"
     return block.name
 
 
-def block_title(block: BlockInstance) -> str:
-    """`bottleneck(128, 2)`, with the composite it is (`residual`) when a user block names one."""
+def block_title(block: BlockInstance, label: str | None = None) -> str:
+    """`bottleneck(128, 2)`, with the composite it is (`residual`) when a user block names one;
+    a labelled block is its label, in bold, then the call in small type."""
+    if label:
+        return f"<b>{escape(label)}</b> " + SMALL.format(escape(written(block)))
     title = f"<b>{escape(written(block))}</b>"
-    if block.kind != "block" and block.name != block.kind:
-        title += " " + SMALL.format(escape(block.kind))
+    if block.user and block.kind is not BlockKind.BLOCK:
+        title += " " + SMALL.format(escape(block.kind.value))
     return title
 
 
 def totals(layers: tuple[Layer, ...]) -> str:
     params = sum(layer.params for layer in layers)
     macs = sum(layer.macs for layer in layers)
-    count = sum(1 for layer in layers if layer.op.kind != "input")
+    count = sum(1 for layer in layers if layer.op.kind is not Kind.INPUT)
     return f"{count} layers · {compact(params)} params · {compact(macs)} MACs"
 
 
-def box_label(box: Box, shapes: list[str], outputs: list[str], network_name: str) -> str:
-    """A collapsed block: its name, its output shape(s) and its totals."""
-    title = block_title(box.block) if box.block is not None else f"<b>{escape(network_name)}</b>"
-    lines = [title, SMALL.format(escape(", ".join(shapes))), SMALL.format(totals(box.layers))]
-    lines += output_lines(outputs)
+def box_label(box: Box, shapes: list[str], outputs: list[str], network_name: str,
+              label: str | None = None, compact: bool = False) -> str:
+    """A collapsed block: its name, its output shape(s) (on edges instead, when compact) and its totals."""
+    title = block_title(box.block, label) if box.block is not None else f"<b>{escape(network_name)}</b>"
+    shown = escape(", ".join(shapes))
+    lines = [title] if compact else [title, SMALL.format(shown)]
+    lines.append(SMALL.format(totals(box.layers)))
+    lines += output_lines(outputs, ", ".join(shapes) if compact else None)
     return html(lines)
 
 
-def cluster_label(block: BlockInstance, inserted: bool) -> str:
-    """A block's call as written; a residual's shortcut says whether archdsl inserted the projection."""
-    if block.kind == "shortcut":
-        return html([SMALL.format("<i>projection shortcut</i>" if inserted else "<i>shortcut</i>")])
-    return html([block_title(block)])
+def cluster_label(frame: BlockInstance | Stage, label: str | None = None) -> str:
+    """A block's call as written, or its label; a stage's label; a residual's shortcut says whether
+    archdsl inserted the projection."""
+    if isinstance(frame, Stage):
+        return html([f'<font point-size="13"><b>{escape(frame.label)}</b></font>'])
+    if frame.kind is BlockKind.SHORTCUT:
+        return html([SMALL.format("<i>projection shortcut</i>" if frame.inserted else "<i>shortcut</i>")])
+    return html([block_title(frame, label)])
 
 
-def edge_label(tensor: Layer, name: str | None) -> str:
-    """The shape an edge carries, with the tensor's @name when the spec named it (plain text)."""
-    shape = fmt_shape(tensor.shape)
-    return f" @{name} {shape}" if name else f" {shape}"
+def edge_label(tensor: Layer, name: str | None, shape: bool = True) -> str:
+    """The shape an edge carries (where `shape`), with the tensor's @name when the spec named it (plain text)."""
+    parts = ([f"@{name}"] if name else []) + ([fmt_shape(tensor.shape)] if shape else [])
+    return " " + " ".join(parts) if parts else ""
 
 
 def title(name: str, input_shape, outputs: dict, params: int, macs: int, legend: str) -> str:

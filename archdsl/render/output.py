@@ -11,7 +11,9 @@ from pathlib import Path
 from .. import files
 from ..errors import ArchError
 
-FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html"}
+# The paper-style figure (`--style blocks`) is drawn by archdsl itself, not by dot.
+BLOCK_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".tex": "tex"}
 INSTALL_DOT = "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz)"
 
 
@@ -19,12 +21,14 @@ class RenderError(ArchError):
     """A diagram that cannot be written: a bad extension or path, or no Graphviz."""
 
 
-def output_format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
+def output_format(path: Path, style: str = "graph") -> str:
+    formats = BLOCK_FORMATS if style == "blocks" else FORMATS
+    fmt = formats.get(path.suffix.lower())
     if fmt is None:
-        known = ", ".join(sorted(FORMATS))
+        known = ", ".join(sorted(formats))
         got = f"'{path.suffix}'" if path.suffix else "no extension"
-        raise RenderError(f"cannot tell the diagram's format from {path}: expected one of {known}. Received: {got}")
+        what = "the paper-style figure's (--style blocks)" if style == "blocks" else "the diagram's"
+        raise RenderError(f"cannot tell {what} format from {path}: expected one of {known}. Received: {got}")
     return fmt
 
 

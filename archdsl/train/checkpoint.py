@@ -29,9 +29,10 @@ LAST, BEST = "last.pt", "best.pt"
 # model; --resume needs the rest. Checked before any of it is used.
 _NUMBER = (int, float)
 FIELDS_FOR_WEIGHTS = {"model": Mapping}
-FIELDS_OPTIONAL = {"config": Mapping, "class_names": list, "num_classes": (int, type(None)), "spec_name": str}
+FIELDS_OPTIONAL = {"config": Mapping, "class_names": list, "num_classes": (int, type(None)), "spec_name": str,
+                   "loss_start": (int, float, type(None))}
 FIELDS_FOR_RESUME = {"epoch": int, "optimizer": Mapping, "scheduler": Mapping, "rng": Mapping, "history": list,
-                     "best_val_top1": _NUMBER, "best_epoch": int, "scaler": (Mapping, type(None))}
+                     "best_val_top1": _NUMBER, "best_epoch": int, "scaler": (Mapping, type(None)), "config": Mapping}
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
@@ -108,6 +109,8 @@ def check_fields(payload: Mapping[str, Any], path: Path, resume: bool) -> None:
             raise ArchError(f"checkpoint {path}: its '{key}' is {describe(payload[key])}, which an archdsl checkpoint"
                             " never holds there; the file is damaged")
     check_tensors(payload["model"], path)  # empty for a network without weights
+    if resume and (type(payload["config"].get("epochs")) is not int or payload["config"]["epochs"] < 1):
+        raise ArchError(f"checkpoint {path}: its config holds no epoch count; the file is damaged")
     if resume and not 0 <= payload["best_epoch"] <= payload["epoch"] == len(payload["history"]):
         raise ArchError(f"checkpoint {path}: epoch {payload['epoch']}, best epoch {payload['best_epoch']} and "
                         f"{len(payload['history'])} rows of history do not agree; the file is damaged")

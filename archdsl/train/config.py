@@ -41,7 +41,12 @@ SCHEDULES: dict[str, dict[str, Range]] = {
                 "threshold": NON_NEGATIVE},
 }
 SCHEDULE_ALIASES = {"none": "constant"}
-AUGMENTATIONS: dict[str, dict[str, Range]] = {"crop": {"pad": Range(int, 0)}, "flip": {"p": UNIT}}
+AUGMENTATIONS: dict[str, dict[str, Range]] = {
+    "crop": {"pad": Range(int, 0)},
+    "flip": {"p": UNIT},
+    "resized_crop": {"min_scale": Range(float, 0, 1, low_open=True), "max_ratio": Range(float, 1)},
+    "jitter": {"brightness": UNIT_OPEN, "contrast": UNIT_OPEN, "saturation": UNIT_OPEN},
+}
 # The numeric settings' ranges: read from a spec by them, and checked again on any TrainConfig (check_config).
 RANGES: dict[str, Range] = {
     "val_fraction": Range(float, 0, 0.9),
@@ -50,6 +55,7 @@ RANGES: dict[str, Range] = {
     "epochs": Range(int, 1),
     "lr": POSITIVE,
     "weight_decay": NON_NEGATIVE,
+    "warmup": Range(int, 0),
     "label_smoothing": Range(float, 0, 0.99),
     "seed": Range(int, 0, MAX_SEED),
     "aux_weight": NON_NEGATIVE,
@@ -80,6 +86,7 @@ class TrainConfig:
     lr: float = 0.05
     weight_decay: float = 5e-4
     schedule: Call = ("cosine", ())
+    warmup: int = 0  # epochs of linear warm-up, per step (see optim.warmup_factor)
     augment: tuple[Call, ...] = (("crop", (("pad", 2),)),)
     label_smoothing: float = 0.1
     seed: int = 0
@@ -145,7 +152,8 @@ class TrainConfig:
 
         aug = ", ".join(show(a) for a in self.augment) or "none"
         return (f"{self.dataset}, {self.epochs} epochs, batch {self.batch_size}, {show(self.optimizer)} lr {self.lr:g}"
-                f" wd {self.weight_decay:g}, {show(self.schedule)} schedule, augment {aug}, seed {self.seed}")
+                f" wd {self.weight_decay:g}, {show(self.schedule)} schedule"
+                f"{f' after {self.warmup} epochs of warm-up' if self.warmup else ''}, augment {aug}, seed {self.seed}")
 
 
 # ---- reading settings -------------------------------------------------------------------------------
@@ -190,6 +198,7 @@ READERS: dict[str, Callable[[ast.Setting], Any]] = {
     "lr": RANGES["lr"].read,
     "weight_decay": RANGES["weight_decay"].read,
     "schedule": _call_setting(SCHEDULES, "schedule", SCHEDULE_ALIASES),
+    "warmup": RANGES["warmup"].read,
     "augment": _augment,
     "label_smoothing": RANGES["label_smoothing"].read,
     "seed": RANGES["seed"].read,

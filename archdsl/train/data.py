@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Iterator, Literal, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Iterator, Literal, Protocol, Sequence, Union
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ import torch.nn.functional as F
 
 from archdsl.errors import ArchError, did_you_mean
 from archdsl.train.datasets import RawDataset, RawSplit, read_source
+from archdsl.train.datasets.folder import ImageFolder
+
+if TYPE_CHECKING:
+    from archdsl.train.datasets.stream import StreamSplits
 
 SPLITS = ("train", "val", "test")
 Normalize = Union[Literal["dataset", "none"], tuple[Sequence[float], Sequence[float]]]
@@ -68,11 +72,30 @@ class Split:
 
 
 class Augmentation(Protocol):
+    """A random change of a batch, in two steps so that each image's draws can come from its own generator:
+
+        draw(n, height, width, generator) -> params (a tensor, one row per image)
+        apply(images, params) -> images
+
+    Calling it draws for the whole batch from one generator (data in memory); streamed data draws each
+    image's row from the image's own generator and applies them per batch (see datasets/stream.py).
+    """
+
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor: ...
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor: ...
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor: ...
 
 
+class _DrawThenApply:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        n, _, height, width = images.shape
+        return self.apply(images, self.draw(n, height, width, generator))
+
+
 @dataclass(frozen=True)
-class RandomCrop:
+class RandomCrop(_DrawThenApply):
     """Pad each side by `pad` zeros (black: it runs before normalising) and crop back at a random offset."""
 
     pad: int = 4
@@ -81,18 +104,23 @@ class RandomCrop:
         if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
             raise ArchError(f"crop: expected pad to be a whole number >= 0, got {self.pad!r}; write e.g. crop(pad=4)")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        if self.pad == 0:
+            return torch.zeros(n, 2, dtype=torch.long)
+        return torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator).T  # (n, 2): dy, dx
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         if self.pad == 0:
             return images
         n, _, h, w = images.shape
-        dy, dx = torch.randint(0, 2 * self.pad + 1, (2, n), generator=generator).to(images.device)
+        dy, dx = params.T.to(images.device)
         # A view of every (h, w) window of the padded images: (n, c, 2p+1, 2p+1, h, w), one picked per image.
         windows = F.pad(images, (self.pad,) * 4).unfold(2, h, 1).unfold(3, w, 1)
         return windows[torch.arange(n, device=images.device), :, dy, dx]
 
 
 @dataclass(frozen=True)
-class HorizontalFlip:
+class HorizontalFlip(_DrawThenApply):
     """Mirror each image left-right with probability `p`."""
 
     p: float = 0.5
@@ -101,12 +129,98 @@ class HorizontalFlip:
         if not 0 <= self.p <= 1:
             raise ArchError(f"flip: expected a probability p in [0, 1], got {self.p!r}; write e.g. flip(p=0.5)")
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        flip = (torch.rand(images.shape[0], generator=generator) < self.p).to(images.device)
-        return torch.where(flip[:, None, None, None], images.flip(-1), images)
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.rand(n, generator=generator) < self.p
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return torch.where(params.to(images.device)[:, None, None, None], images.flip(-1), images)
 
 
-AUGMENTATIONS = {"crop": RandomCrop, "flip": HorizontalFlip}
+@dataclass(frozen=True)
+class RandomResizedCrop(_DrawThenApply):
+    """A random part of each image, stretched back to full size: AlexNet's and ResNet's scale augmentation.
+
+    The part covers a uniform `min_scale`..1 of the area with an aspect ratio
+    log-uniform in 1/`max_ratio`..`max_ratio` (torchvision's RandomResizedCrop,
+    after ten tries a centre crop). Streamed image folders crop the decoded
+    image at its native size, before it is resized to the input.
+    """
+
+    min_scale: float = 0.08
+    max_ratio: float = 4 / 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_scale <= 1:
+            raise ArchError(f"resized_crop: expected min_scale in (0, 1], got {self.min_scale!r}; "
+                            "write e.g. resized_crop(min_scale=0.08)")
+        if not self.max_ratio >= 1:
+            raise ArchError(f"resized_crop: expected max_ratio >= 1, got {self.max_ratio!r}; "
+                            "write e.g. resized_crop(max_ratio=1.333)")
+
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.tensor([self._box(height, width, generator) for _ in range(n)], dtype=torch.long).view(n, 4)
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return self.crop_to(images, params, tuple(images.shape[-2:]))
+
+    def crop_to(self, images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Each image's box (top, left, height, width), resized to `size` (H, W)."""
+        crops = []
+        for image, (top, left, h, w) in zip(images, boxes.tolist()):
+            crops.append(_resize(image[None, :, top : top + h, left : left + w], size))
+        return torch.cat(crops)
+
+    def _box(self, height: int, width: int, generator: torch.Generator | None) -> tuple[int, int, int, int]:
+        area = height * width
+        log_ratio = math.log(self.max_ratio)
+        for _ in range(10):
+            scale, ratio, y, x = torch.rand(4, generator=generator).tolist()
+            target = area * (self.min_scale + (1 - self.min_scale) * scale)
+            aspect = math.exp((2 * ratio - 1) * log_ratio)
+            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                return int(y * (height - h + 1)), int(x * (width - w + 1)), h, w
+        side = min(height, width)
+        return (height - side) // 2, (width - side) // 2, side, side
+
+
+@dataclass(frozen=True)
+class ColorJitter(_DrawThenApply):
+    """Random brightness, contrast and saturation per image, each a factor in 1 ± its value (on [0, 1] pixels)."""
+
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+
+    def __post_init__(self) -> None:
+        for name in ("brightness", "contrast", "saturation"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ArchError(f"jitter: expected {name} in [0, 1), got {getattr(self, name)!r}; "
+                                "write e.g. jitter(brightness=0.4)")
+
+    def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+        spread = torch.tensor([self.brightness, self.contrast, self.saturation])
+        return 1 + (2 * torch.rand(n, 3, generator=generator) - 1) * spread  # (n, 3) factors
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        n, channels = images.shape[:2]
+        factors = params.to(images.device)
+        b, c, s = (factors[:, i].view(n, 1, 1, 1) for i in range(3))
+        images = images * b
+        grey = _luma(images) if channels == 3 else images
+        mean = grey.mean(dim=(1, 2, 3), keepdim=True)
+        images = (images - mean) * c + mean
+        if channels == 3:
+            grey = _luma(images)
+            images = grey + (images - grey) * s
+        return images.clamp(0, 1)
+
+
+def _luma(images: torch.Tensor) -> torch.Tensor:
+    return (images * torch.tensor(_LUMA, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+AUGMENTATIONS = {"crop": RandomCrop, "flip": HorizontalFlip, "resized_crop": RandomResizedCrop, "jitter": ColorJitter}
 
 
 def make_augment(name: str, **params: float) -> Augmentation:
@@ -149,6 +263,8 @@ class BatchLoader:
     world_size: int = 1
     drop_last: bool = False
 
+    skipped = ()  # images in memory were all decoded: none is ever skipped (see stream.StreamLoader)
+
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
@@ -157,16 +273,11 @@ class BatchLoader:
         if self.shuffle and self.world_size > 1 and self.generator is None:
             raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
 
-    @property
-    def shard_size(self) -> int:
-        return math.ceil(len(self.split) / self.world_size)
-
     def __len__(self) -> int:
-        whole, part = divmod(self.shard_size, self.batch_size)
-        return whole + (part > 0 and not self.drop_last)
+        return batch_count(len(self.split), self.batch_size, self.world_size, self.drop_last)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self._shard_order()
+        order = shard_order(len(self.split), self.shuffle, self.generator, self.rank, self.world_size)
         generator = self._augment_generator()
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size].to(self.split.images.device)
@@ -174,14 +285,6 @@ class BatchLoader:
             for augmentation in self.augment:
                 images = augmentation(images, generator)
             yield (images - self.mean) / self.std, self.split.labels[index]
-
-    def _shard_order(self) -> torch.Tensor:
-        count = len(self.split)
-        order = torch.randperm(count, generator=self.generator) if self.shuffle else torch.arange(count)
-        padded = self.shard_size * self.world_size
-        if padded > count:
-            order = order.repeat(math.ceil(padded / count))[:padded]
-        return order[self.rank :: self.world_size]
 
     def _augment_generator(self) -> torch.Generator | None:
         """This rank's own generator: ranks share `generator`'s state, and identical crops on every rank waste them."""
@@ -191,12 +294,35 @@ class BatchLoader:
         return torch.Generator().manual_seed(seed + self.rank)
 
 
+def shard_order(count: int, shuffle: bool, generator: torch.Generator | None, rank: int = 0,
+                world_size: int = 1) -> torch.Tensor:
+    """The indices rank `rank` reads in one epoch: every world_size-th of the epoch's order.
+
+    The order is a permutation drawn from `generator` (or 0..count-1), padded by
+    wrapping around so that every rank gets ceil(count / world_size) indices, as
+    torch's DistributedSampler does. In-memory and streamed data both read it.
+    """
+    order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+    padded = math.ceil(count / world_size) * world_size
+    if padded > count:
+        order = order.repeat(math.ceil(padded / count))[:padded]
+    return order[rank::world_size]
+
+
+def batch_count(count: int, batch_size: int, world_size: int, drop_last: bool) -> int:
+    """Batches per epoch on each rank."""
+    whole, part = divmod(math.ceil(count / world_size), batch_size)
+    return whole + (part > 0 and not drop_last)
+
+
 @dataclass(frozen=True, eq=False)
 class DataSplits:
     train: Split
     val: Split
     test: Split
     info: DatasetInfo
+
+    streamed = False  # decoded into memory (see stream.StreamSplits for the other kind)
 
     def to(self, device: torch.device | str) -> "DataSplits":
         """The splits moved to `device`: on a GPU, batches are then cut and augmented there."""
@@ -218,8 +344,15 @@ class DataSplits:
         world_size: int = 1,
         *,
         drop_last: bool = False,
+        workers: int = 0,
+        pin_memory: bool = False,
+        skip_bad: bool = False,
     ) -> BatchLoader:
-        """Batches of `split`; see BatchLoader. drop_last avoids a last batch of one, which BatchNorm rejects."""
+        """Batches of `split`; see BatchLoader. drop_last avoids a last batch of one, which BatchNorm rejects.
+
+        `workers`, `pin_memory` and `skip_bad` are for streamed data (see stream.StreamSplits); tensors in memory
+        need none of them.
+        """
         chosen = self.split(split)
         device = chosen.images.device
         return BatchLoader(
@@ -245,7 +378,9 @@ def load_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     normalize: Normalize = "dataset",
-) -> DataSplits:
+    skip_bad: bool = False,
+    workers: int = 0,
+) -> "DataSplits | StreamSplits":
     """Read `source`, split it and store it resized to `input_shape` (C, H, W).
 
     `source` is "digits" (scikit-learn's 8x8 digits) or a folder: MNIST-style
@@ -254,10 +389,19 @@ def load_dataset(
     out of its training images, stratified by class: `test_fraction` and
     `val_fraction` of them. `normalize` is "dataset" (per-channel mean and std
     of the training split), "none" (pixels in [0, 1]) or explicit (mean, std).
+
+    Digits, IDX and CIFAR are decoded into memory (DataSplits); an image folder
+    is listed, not decoded, and streamed from disk by `workers` processes
+    (StreamSplits, the same interface); `skip_bad` leaves its unreadable files out.
     """
     _check_fractions(val_fraction, test_fraction)
-    raw = read_source(source)
+    raw = read_source(source, skip_bad=skip_bad)
     shape = _check_input_shape(tuple(input_shape), raw, source)
+    if isinstance(raw, ImageFolder):
+        from archdsl.train.datasets.stream import stream_splits
+
+        parts = _split(raw, val_fraction, test_fraction, seed, source)
+        return stream_splits(raw, parts, shape, source, normalize, seed, workers)
     parts = _split(raw, val_fraction, test_fraction, seed, source)
     train, val, test = (_store(part, shape) for part in parts)
     mean, std = _normalization(normalize, train, shape[0])
@@ -273,7 +417,7 @@ def _check_fractions(val_fraction: float, test_fraction: float) -> None:
         )
 
 
-def _check_input_shape(shape: tuple[int, ...], raw: RawDataset, source: str) -> tuple[int, int, int]:
+def _check_input_shape(shape: tuple[int, ...], raw: RawDataset | ImageFolder, source: str) -> tuple[int, int, int]:
     """The spec input as (C, H, W), if the data's images can be mapped onto it."""
     if len(shape) == 3 and shape[0] in (1, 3) and all(isinstance(d, int) and d > 0 for d in shape):
         return shape  # type: ignore[return-value]
@@ -289,7 +433,7 @@ def _check_input_shape(shape: tuple[int, ...], raw: RawDataset, source: str) -> 
     )
 
 
-def _split(raw: RawDataset, val_fraction: float, test_fraction: float, seed: int, source: str) -> tuple[RawSplit, ...]:
+def _split(raw: RawDataset | ImageFolder, val_fraction: float, test_fraction: float, seed: int, source: str) -> tuple[RawSplit, ...]:
     """(train, val, test): the source's own splits, the missing ones carved out of its pool."""
     pool = raw.pool
     count = len(pool)

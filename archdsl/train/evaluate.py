@@ -30,11 +30,15 @@ class EvalOptions:
     batch_size: int = 256
     device: str = "auto"
     out: Path | None = None  # where the confusion PNG goes; None: next to the checkpoint
+    tta: str = "none"  # test-time augmentation: none, flip, 10crop (see tta.py)
+    workers: int | None = None  # loader processes for a streamed image folder
+    skip_bad_images: bool = False
 
 
 @dataclass(frozen=True)
 class Evaluation:
     split: str
+    tta: str
     images: int
     top1: float
     top5: float
@@ -44,24 +48,29 @@ class Evaluation:
     png: Path | None
 
     def as_json(self) -> dict:
-        return {"split": self.split, "images": self.images, "top1": self.top1, "top5": self.top5, "loss": self.loss,
+        return {"split": self.split, "tta": self.tta, "images": self.images, "top1": self.top1, "top5": self.top5, "loss": self.loss,
                 "class_names": list(self.class_names), "confusion": self.confusion.tolist()}
 
 
 def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = EvalOptions()) -> Evaluation:
-    from archdsl.train.data import load_dataset
+    from archdsl.train import tta
+    from archdsl.train.loop import load_data, loader_workers, streaming_workers
 
+    if options.tta not in tta.KINDS:
+        raise ArchError(f"unknown test-time augmentation '{options.tta}'; expected one of {', '.join(tta.KINDS)}")
     checkpoint_path = Path(checkpoint_path)
     payload = ckpt.load(checkpoint_path)
     config = TrainConfig.from_json(payload["config"], f"the settings in {checkpoint_path}") if "config" in payload \
         else TrainConfig()
     if options.dataset:
         config = dataclasses.replace(config, dataset=options.dataset)
-    data = load_dataset(config.dataset, net.input_shape, seed=config.seed, val_fraction=config.val_fraction,
-                        test_fraction=config.test_fraction, normalize=config.normalize)
+    if options.tta == "10crop" and len(net.input_shape) != 3:
+        raise ArchError(f"--tta 10crop cuts crops of images; the input {tuple(net.input_shape)} is not (C, H, W)")
+    data = load_data(net, config, tta.load_size(options.tta, net.input_shape), options.skip_bad_images,
+                     streaming_workers(options.workers))
     if not len(data.split(options.split)):
         raise ArchError(f"dataset '{config.dataset}' has no {options.split} images; choose another --split")
-    classes = _trained_classes(net, payload, data.info.num_classes)
+    classes = heads_mod.trained_head_size(net, payload)
     trained_net, _, _ = heads_mod.train_network(net, classes)
     model_classes = heads_mod.heads(trained_net)[0].classes
     if model_classes != data.info.num_classes:
@@ -79,27 +88,21 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
     from archdsl.train.loop import evaluate_split
 
     names = list(trained_net.output_nodes)
-    tally, predictions, labels = evaluate_split(model, data.loader(options.split, options.batch_size), names, placement)
+    loader = data.loader(options.split, options.batch_size, workers=loader_workers(data, options.workers),
+                         pin_memory=placement.device.type == "cuda", skip_bad=options.skip_bad_images)
+    tally, predictions, labels = evaluate_split(model, loader, names, placement, options.tta,
+                                                view_size=tuple(net.input_shape[1:]) if options.tta != "none" else None)
     confusion = metrics.confusion_matrix(predictions, labels, data.info.num_classes)
     out = options.out or checkpoint_path.parent
     png = None
     if out is not None:
         files.make_folder(out)
         png = out / f"confusion_{options.split}.png"
-        title = f"{net.name} on {config.dataset} ({options.split}): top-1 {tally.acc1:.2%}"
+        title = f"{net.name} on {config.dataset} ({options.split}{_tta_label(options.tta)}): top-1 {tally.acc1:.2%}"
         metrics.plot_confusion(confusion, data.info.class_names, png, title)
-    return Evaluation(options.split, tally.count, tally.acc1, tally.acc5, tally.loss, confusion,
+    return Evaluation(options.split, options.tta, tally.count, tally.acc1, tally.acc5, tally.loss, confusion,
                       tuple(data.info.class_names), png)
 
 
-def _trained_classes(net: Network, payload: dict, data_classes: int) -> int | None:
-    """The head size the checkpoint was trained with, when it is not the spec's."""
-    spec_classes = heads_mod.heads(net)[0].classes
-    trained = payload.get("num_classes")
-    if trained is None:  # a bare state_dict: believe its head if it is the data's size
-        trained = data_classes
-        head = heads_mod.heads(net)[0]
-        weight = payload["model"].get(f"{net.module_path(head.layer)}.weight")
-        if weight is not None:
-            trained = int(weight.shape[0])
-    return None if trained == spec_classes else trained
+def _tta_label(kind: str) -> str:
+    return "" if kind == "none" else f", {kind}"

@@ -17,19 +17,13 @@ from dataclasses import dataclass
 
 from archdsl.errors import ArchError
 from archdsl.network import Network
-
-# Ops that keep the class dimension as it is: a head is looked for through them.
-_PASS_THROUGH = ("Softmax", "Dropout", "Flatten", "GlobalAvgPool", "ReLU", "Identity")
-
-
-def _kind(layer) -> str:
-    return type(layer.op).__name__
+from archdsl.ops import FC, Conv, Softmax, Trait
 
 
 def _copy(net: Network) -> Network:
     graph = net.graph.copy()
     graph.graph = dict(net.graph.graph)
-    graph.graph["outputs"] = dict(net.output_nodes)
+    graph.outputs = dict(net.output_nodes)
     return Network(net.name, graph, net.spec, net.path, list(net.warnings))
 
 
@@ -40,26 +34,29 @@ def strip_softmax(net: Network) -> tuple[Network, list[str]]:
     graph = result.graph
     for out_name, node in list(result.output_nodes.items()):
         layer = graph.nodes[node]["layer"]
-        if _kind(layer) != "Softmax" or graph.out_degree(node) or len(layer.inputs) != 1:
+        if not isinstance(layer.op, Softmax) or graph.out_degree(node) or len(layer.inputs) != 1:
             continue
         producer = layer.inputs[0]
         graph.remove_node(node)
-        graph.graph["outputs"][out_name] = producer
+        graph.outputs[out_name] = producer
         removed.append(node)
     if removed:  # backends may look for the main output's node here
-        graph.graph["main_sink"] = next(iter(graph.graph["outputs"].values()))
+        graph.main_sink = next(iter(graph.outputs.values()))
     return result, removed
 
 
 def head_layer(net: Network, output_node: str):
-    """The fc or conv whose outputs are the classes of `output_node`, or None."""
+    """The fc or conv whose outputs are the classes of `output_node`, or None.
+
+    It is looked for back through layers that keep their input's channels (activations,
+    dropout, pooling, flatten after a global pool).
+    """
     node = output_node
     while True:
         layer = net.layer(node)
-        kind = _kind(layer)
-        if kind in ("FC", "Conv"):
+        if isinstance(layer.op, (FC, Conv)):
             return layer
-        if kind not in _PASS_THROUGH or len(layer.inputs) != 1:
+        if not layer.op.has(Trait.KEEPS_CHANNELS) or len(layer.inputs) != 1:
             return None
         node = layer.inputs[0]
 
@@ -85,6 +82,17 @@ def heads(net: Network) -> list[Head]:
     return result
 
 
+def trained_head_size(net: Network, payload: dict) -> int | None:
+    """The class count a checkpoint's head was trained with, when it is not the spec's (a fine-tune
+    to other data), else None: the run's record if it kept one, else the head weight's own size."""
+    head = heads(net)[0]
+    trained = payload.get("num_classes")
+    if trained is None:
+        weight = payload["model"].get(f"{net.module_path(head.layer)}.weight")
+        trained = int(weight.shape[0]) if weight is not None and weight.ndim else head.classes
+    return None if trained == head.classes else trained
+
+
 def with_classes(net: Network, classes: int) -> tuple[Network, list[str]]:
     """`net` with every output's head replaced by a fresh one of `classes` outputs; the replaced layers."""
     result = _copy(net)
@@ -100,7 +108,7 @@ def with_classes(net: Network, classes: int) -> tuple[Network, list[str]]:
                 net.layer(node).span,
             )
         op = head.op
-        new_op = dataclasses.replace(op, **{"out_features" if _kind(head) == "FC" else "out_channels": classes})
+        new_op = dataclasses.replace(op, **{"out_features" if isinstance(op, FC) else "out_channels": classes})
         _replace_downstream(result, head.name, new_op, classes, node)
         replaced.append(head.name)
     return result, replaced

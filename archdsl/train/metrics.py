@@ -114,6 +114,12 @@ def plot_curves(rows: Sequence[dict], path: Path, title: str) -> None:
 
 
 def plot_confusion(matrix: torch.Tensor, names: Sequence[str], path: Path, title: str) -> None:
+
+    _save(confusion_figure(matrix, names, title), path)
+
+
+def confusion_figure(matrix: torch.Tensor, names: Sequence[str], title: str):
+    """The confusion matrix as a matplotlib figure (rows: true class, columns: predicted)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,7 +142,7 @@ def plot_confusion(matrix: torch.Tensor, names: Sequence[str], path: Path, title
                             color="white" if value > threshold else "black")
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
-    _save(fig, path)
+    return fig
 
 
 def _save(fig, path: Path) -> None:

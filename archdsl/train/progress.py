@@ -1,7 +1,10 @@
-"""A small progress bar on stderr: one line per epoch, redrawn in place on a terminal only.
+"""Progress of one phase (a training epoch, validation, the test) on stderr, through tqdm.
 
-When stderr is not a terminal (a log file, CI, pytest) nothing is drawn during
-the epoch; the epoch's summary line (printed by the loop) is all that appears.
+On a terminal: a tqdm bar with the ETA, images per second, and the running
+loss and accuracy. Elsewhere (a log file, CI, nohup): no bar, but one plain
+line every `every_s` seconds (default 30), so that a long epoch shows life;
+a phase shorter than that prints nothing, and its summary line (printed by
+the loop) is all that appears.
 """
 from __future__ import annotations
 
@@ -9,41 +12,60 @@ import sys
 import time
 from typing import TextIO
 
-_WIDTH = 24
-_REDRAW_S = 0.1  # at most ten redraws a second: drawing must not slow training
+PLAIN_EVERY_S = 30.0
 
 
-class ProgressBar:
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, enabled: bool | None = None):
-        self.label = label
-        self.total = max(total, 1)
+class Progress:
+    def __init__(self, label: str, total_images: int, *, stream: TextIO | None = None, enabled: bool = True,
+                 terminal: bool | None = None, every_s: float = PLAIN_EVERY_S, redraw_s: float = 0.2):
+        self.label, self.total = label, max(total_images, 1)
         self.stream = stream or sys.stderr
-        self.enabled = _is_tty(self.stream) if enabled is None else enabled
-        self.start = time.perf_counter()
-        self._last_draw = 0.0
+        self.enabled = enabled
+        self.terminal = _is_tty(self.stream) if terminal is None else terminal
+        self.every_s = every_s  # redraw_s: the bar is redrawn at most this often, so that drawing never slows training
+        self.start = self._last_line = time.perf_counter()
         self.images = 0
+        self._bar = None
+        if enabled and self.terminal:
+            from tqdm import tqdm
 
-    def update(self, step: int, images: int, loss: float, acc: float) -> None:
-        self.images = images
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last_draw < _REDRAW_S and step < self.total):
+            self._bar = tqdm(total=self.total, desc=label, unit="img", unit_scale=False, file=self.stream,
+                             leave=False, dynamic_ncols=True, mininterval=redraw_s)
+
+    def update(self, images: int, loss: float, acc: float) -> None:
+        """`images` seen so far in this phase; the running mean loss and top-1."""
+        advance, self.images = images - self.images, images
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"loss {loss:.4f} acc {acc:.2%}", refresh=False)
+            self._bar.update(advance)
             return
-        self._last_draw = now
-        filled = round(_WIDTH * step / self.total)
-        bar = "#" * filled + "." * (_WIDTH - filled)
-        rate = images / max(now - self.start, 1e-9)
-        self.stream.write(f"\r{self.label} [{bar}] {step}/{self.total} loss {loss:.4f} acc {acc:6.2%} "
-                          f"{rate:,.0f} img/s\x1b[K")
-        self.stream.flush()
+        now = time.perf_counter()
+        if self.enabled and now - self._last_line >= self.every_s:
+            self._last_line = now
+            elapsed = now - self.start
+            rate = images / max(elapsed, 1e-9)
+            eta = (self.total - images) / rate if rate > 0 else float("inf")
+            self.stream.write(f"{self.label}: {images:,}/{self.total:,} images ({images / self.total:.0%}), "
+                              f"{rate:,.0f} img/s, ETA {format_duration(eta)}, loss {loss:.4f} acc {acc:.2%}\n")
+            self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
     @property
     def images_per_s(self) -> float:
         return self.images / max(time.perf_counter() - self.start, 1e-9)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _is_tty(stream: TextIO) -> bool:

@@ -27,6 +27,10 @@ def generate_source(net, *, init: str = "auto", plan: Plan | None = None) -> str
         "from torch import nn",
         "",
         "",
+    ]
+    for local in plan.local_modules:  # the modules torch.nn lacks, defined here (see local_modules)
+        lines += local.source.rstrip("\n").splitlines() + ["", ""]
+    lines += [
         f"class {plan.class_name}(nn.Module):",
         f'{INDENT}"""{net.name}: {_outputs_doc(net)}."""',
         "",
@@ -74,7 +78,8 @@ def _top_block(net, step: Step) -> str | None:
 
 def _block_heading(net, instance: str) -> str:
     block = net.blocks[instance]
-    what = block.name if block.kind in ("block", block.name) else f"{block.name}, {block.kind}"  # "basic, residual"
+    kind = block.kind.value
+    what = block.name if kind in ("block", block.name) else f"{block.name}, {kind}"  # "basic, residual"
     line = f" (line {block.span.line})" if block.span else ""
     return f"# {instance}: {what}{line}"
 

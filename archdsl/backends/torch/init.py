@@ -9,17 +9,40 @@
   auto     the spec's `train { init = … }`, else kaiming.
 
 It is generated source rather than a function applied from outside so that the
-standalone file initializes exactly as `to_torch()` does, draw for draw.
+standalone file initializes exactly as `to_torch()` does, draw for draw. What each
+tensor gets follows its `Role`, which the op declares with its weights; a
+`Role.CONSTANT` tensor is set by its module's constructor, in every scheme.
 """
 from __future__ import annotations
 
 from ...errors import ArchError
-from ...ops import FC, ReLU
-from .plan import Plan
+from ...ops import Role
+from .plan import Plan, Step
 
 SCHEMES = ("kaiming", "xavier", "torch")
-_CONV_LIKE = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
-_BATCHNORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d")
+
+# scheme → role → the init call for tensor `t` of module `m` (DENSE depends on what follows it).
+_INITS = {
+    "kaiming": {
+        Role.KERNEL: 'nn.init.kaiming_normal_(m.{t}, mode="fan_out", nonlinearity="relu")',
+        Role.TRANSPOSED_KERNEL: 'nn.init.kaiming_normal_(m.{t}, mode="fan_out", nonlinearity="relu")',
+        Role.SCALE: "nn.init.ones_(m.{t})",
+        Role.SHIFT: "nn.init.zeros_(m.{t})",
+    },
+    "xavier": {
+        Role.KERNEL: "nn.init.xavier_uniform_(m.{t})",
+        Role.TRANSPOSED_KERNEL: "nn.init.xavier_uniform_(m.{t})",
+        Role.DENSE: "nn.init.xavier_uniform_(m.{t})",
+        Role.SCALE: "nn.init.ones_(m.{t})",
+        Role.SHIFT: "nn.init.zeros_(m.{t})",
+    },
+}
+_DENSE_BEFORE_RELU = ('nn.init.kaiming_normal_(m.{t}, nonlinearity="relu")', "  # followed by a relu")
+_DENSE_OTHERWISE = ("nn.init.normal_(m.{t}, 0.0, 0.01)", "")
+_DOCS = {
+    "kaiming": "He et al. (2015): Kaiming normal weights, zero biases; batch norms start as the identity.",
+    "xavier": "Glorot & Bengio (2010): Xavier uniform weights, zero biases.",
+}
 
 
 def resolve_scheme(net, init: str) -> str:
@@ -39,58 +62,67 @@ def _tuple(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+def _recipe(net, step: Step, scheme: str) -> tuple[tuple[tuple[str, str], ...], str, bool]:
+    """(tensor, init call) for each of a layer's weights, a comment, and whether it has a bias to zero."""
+    layer = step.layer
+    weights = layer.op.weights(tuple(net.layer(i).shape for i in layer.inputs))
+    calls, comment, has_bias = [], "", False
+    for name, weight in weights.items():
+        if weight.role is Role.BIAS:
+            has_bias = True
+        elif weight.role is Role.DENSE and scheme == "kaiming":
+            template, comment = _DENSE_BEFORE_RELU if _feeds_relu(net, layer.name) else _DENSE_OTHERWISE
+            calls.append((name, template.format(t=name)))
+        elif weight.trainable and weight.role in _INITS[scheme]:
+            calls.append((name, _INITS[scheme][weight.role].format(t=name)))
+    return tuple(calls), comment, has_bias
+
+
+def _body(calls, has_bias: bool, indent: str) -> list[str]:
+    lines = [indent + call for _, call in calls]
+    if has_bias:
+        lines += [f"{indent}if m.bias is not None:", f"{indent}    nn.init.zeros_(m.bias)"]
+    return lines
+
+
 def init_method(net, plan: Plan, scheme: str) -> list[str]:
-    """The lines of `def init_weights(self)` (indented for a class body), or [] for `torch`."""
+    """The lines of `def init_weights(self)` (indented for a class body), or [] for `torch`.
+
+    Modules of one class that all start alike are set in one `isinstance` branch, as
+    torchvision writes it; the others (fc layers, whose start depends on what follows
+    them) are listed by name.
+    """
     if scheme == "torch":
         return []
-    present = {step.module.cls for step in plan.modules}
-    convs = [c for c in _CONV_LIKE if c in present]
-    norms = [c for c in _BATCHNORMS if c in present]
-    fcs = [s for s in plan.modules if isinstance(s.layer.op, FC)]
-    before_relu = [s for s in fcs if _feeds_relu(net, s.layer.name)]
-    others = [s for s in fcs if s not in before_relu]
-    lines = ["def init_weights(self):"]
-    if scheme == "kaiming":
-        lines.append('    """He et al. (2015): Kaiming normal weights, zero biases; batch norms start as the identity."""')
-        conv_init = 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")'
-    else:
-        lines.append('    """Glorot & Bengio (2010): Xavier uniform weights, zero biases."""')
-        conv_init = "nn.init.xavier_uniform_(m.weight)"
-    if convs or norms:
+    recipes: dict[str, dict[tuple, list[Step]]] = {}  # module class (as the file names it) → recipe → steps
+    biases: dict[tuple, bool] = {}
+    for step in plan.modules:
+        calls, comment, has_bias = _recipe(net, step, scheme)
+        if calls or has_bias:
+            key = (calls, comment)
+            recipes.setdefault(step.module.qualname, {}).setdefault(key, []).append(step)
+            biases[key] = biases.get(key, False) or has_bias
+    lines = ["def init_weights(self):", f'    """{_DOCS[scheme]}"""']
+    by_class = [(cls, next(iter(r))) for cls, r in recipes.items() if len(r) == 1 and not next(iter(r))[1]]
+    if by_class:
         lines.append("    for m in self.modules():")
-        keyword = "if"
-        if convs:
-            lines += [
-                f"        {keyword} isinstance(m, {_tuple([f'nn.{c}' for c in convs]) if len(convs) > 1 else 'nn.' + convs[0]}):",
-                f"            {conv_init}",
-                "            if m.bias is not None:",
-                "                nn.init.zeros_(m.bias)",
-            ]
-            keyword = "elif"
-        if norms:
-            lines += [
-                f"        {keyword} isinstance(m, {_tuple([f'nn.{c}' for c in norms]) if len(norms) > 1 else 'nn.' + norms[0]}):",
-                "            nn.init.ones_(m.weight)",
-                "            nn.init.zeros_(m.bias)",
-            ]
-    groups = (
-        [(before_relu, 'nn.init.kaiming_normal_(m.weight, nonlinearity="relu")', "  # followed by a relu"),
-         (others, "nn.init.normal_(m.weight, 0.0, 0.01)", "")]
-        if scheme == "kaiming"
-        else [(fcs, "nn.init.xavier_uniform_(m.weight)", "")]
-    )
-    for group, weight_init, comment in groups:
-        if not group:
+        merged: dict[tuple, list[str]] = {}  # classes that start alike share one branch: (nn.Conv2d, nn.Conv1d)
+        for cls, key in by_class:
+            merged.setdefault(key, []).append(cls)
+        for i, (key, classes) in enumerate(merged.items()):
+            test = classes[0] if len(classes) == 1 else _tuple(classes)
+            lines.append(f"        {'if' if i == 0 else 'elif'} isinstance(m, {test}):")
+            lines += _body(key[0], biases[key], " " * 12)
+    listed = {cls for cls, _ in by_class}
+    for cls, by_recipe in recipes.items():
+        if cls in listed:
             continue
-        lines += [
-            f"    for m in {_tuple([f'self.{s.attr}' for s in group])}:{comment}",
-            f"        {weight_init}",
-            "        if m.bias is not None:",
-            "            nn.init.zeros_(m.bias)",
-        ]
+        for key, steps in by_recipe.items():
+            lines.append(f"    for m in {_tuple([f'self.{s.attr}' for s in steps])}:{key[1]}")
+            lines += _body(key[0], biases[key], " " * 8)
     return lines
 
 
 def _feeds_relu(net, node: str) -> bool:
     consumers = [net.layer(n).op for n in net.graph.successors(node)]
-    return bool(consumers) and all(isinstance(op, ReLU) for op in consumers)
+    return bool(consumers) and all(op.family == "relu" for op in consumers)

@@ -11,17 +11,21 @@ To support a new op, add an emitter here (and to `backends/tvm/lower.py`).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 from ...errors import ArchError
 from ...ir import Layer
+from ...formula import evaluate as evaluate_formula, parse as parse_formula
 from ...ops import (
-    FC, GELU, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Dropout, Flatten, GlobalAvgPool,
-    LeakyReLU, MaxPool, Op, ReLU, Scale, Sigmoid, Softmax, Tanh, Upsample,
+    FC, LRN, Activation, AdaptiveAvgPool, AdaptiveMaxPool, Add, AvgPool, BatchNorm, ChannelSlice, Concat, Conv,
+    Deconv, DropPath, Dropout, Flatten, GlobalAvgPool, GroupNorm, LayerNorm, LayerScale, MaxPool, Mul, Op, PReLU,
+    ReLU, Shuffle, Softmax, Upsample,
 )
 from ...shapes import Shape
 from .ctor import Ctor, ctor
+from .local_modules import CHANNEL_LAYER_NORM, LAYER_SCALE, STOCHASTIC_DEPTH
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,9 @@ def emit_global_avgpool(op: GlobalAvgPool, ctx: EmitContext) -> Emitted:
 
 def emit_fc(op: FC, ctx: EmitContext) -> Emitted:
     (x,) = ctx.inputs
-    in_features = 1
-    for d in x:
-        in_features *= d
-    module = ctor("Linear", in_features, op.out_features, bias=op.bias, defaults={"bias": True})
+    module = ctor("Linear", op.in_features(ctx.inputs), op.out_features, bias=op.bias, defaults={"bias": True})
+    if op.pointwise:  # at each position, over the channels: channels last and back, as ConvNeXt's CNBlock
+        return Emitted(module, "{m}({0}.movedim(1, -1)).movedim(-1, 1)")
     # The papers' tables go straight from a C×H×W map to an fc layer: flatten it first.
     return Emitted(module, "{m}(torch.flatten({0}, 1))" if len(x) > 1 else CALL)
 
@@ -112,6 +115,23 @@ def emit_batchnorm(op: BatchNorm, ctx: EmitContext) -> Emitted:
     return Emitted(ctor(name, x[0], eps=op.eps, momentum=op.momentum, defaults={"eps": 1e-5, "momentum": 0.1}), CALL)
 
 
+def emit_layernorm(op: LayerNorm, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    # On a vector nn.LayerNorm normalises the features; on a map, the channels at each position.
+    module = "LayerNorm" if len(x) == 1 else CHANNEL_LAYER_NORM
+    return Emitted(ctor(module, x[0], eps=op.eps, defaults={"eps": 1e-5}), CALL)
+
+
+def emit_groupnorm(op: GroupNorm, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    return Emitted(ctor("GroupNorm", op.groups, x[0], eps=op.eps, defaults={"eps": 1e-5}), CALL)
+
+
+def emit_layerscale(op: LayerScale, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    return Emitted(ctor(LAYER_SCALE, x[0], init=op.init, dims=len(x) - 1, defaults={"init": 1e-6, "dims": 2}), CALL)
+
+
 def emit_lrn(op: LRN, ctx: EmitContext) -> Emitted:
     return Emitted(ctor("LocalResponseNorm", op.size, alpha=op.alpha, beta=op.beta, k=op.k), CALL)
 
@@ -122,16 +142,55 @@ def emit_relu(op: ReLU, ctx: EmitContext) -> Emitted:
     return Emitted(ctor("ReLU", inplace=ctx.may_overwrite_input, defaults={"inplace": False}), CALL)
 
 
-def emit_leaky_relu(op: LeakyReLU, ctx: EmitContext) -> Emitted:
-    return Emitted(ctor("LeakyReLU", op.negative_slope, defaults={}), CALL)
+class SourcePrimitives:
+    """`archdsl.formula`'s primitives as PyTorch source text, for activations torch.nn lacks."""
+
+    def const(self, value: float) -> str:
+        return repr(value)
+
+    def neg(self, a: str) -> str:
+        return f"(-{a})"
 
 
-def _plain(cls: str, **kwargs) -> Emitter:
-    return lambda op, ctx: Emitted(Ctor(cls, (), tuple(kwargs.items())), CALL)
+_INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**", "gt": ">", "lt": "<", "ge": ">=", "le": "<="}
+_CALLS = {name: f"torch.{name}" for name in ("exp", "log", "tanh", "sigmoid", "erf", "sqrt", "abs", "where")}
+_CALLS.update(softplus="torch.nn.functional.softplus", clip="torch.clamp")
+for _name, _symbol in _INFIX.items():
+    setattr(SourcePrimitives, _name, lambda self, a, b, s=_symbol: f"({a} {s} {b})")
+for _name, _function in _CALLS.items():
+    setattr(SourcePrimitives, _name, lambda self, *args, f=_function: f"{f}({', '.join(args)})")
+
+
+TORCH_SOURCE = SourcePrimitives()
+
+
+def emit_activation(op: Activation, ctx: EmitContext) -> Emitted:
+    """Any element-wise activation: its torch.nn module, with the op's fields as arguments
+    (those at their defaults left out), or else its formula written out in `forward`."""
+    fields = {f.name: getattr(op, f.name) for f in dataclasses.fields(op)}
+    if op.torch_module is not None:
+        defaults = {f.name: f.default for f in dataclasses.fields(op)}
+        return Emitted(ctor(op.torch_module, **fields, defaults=defaults), CALL)
+    return Emitted(None, evaluate_formula(parse_formula(op.formula), "{0}", fields, TORCH_SOURCE))
+
+
+def emit_prelu(op: PReLU, ctx: EmitContext) -> Emitted:
+    module = ctor("PReLU", num_parameters=op.slopes(ctx.inputs), init=op.init, defaults={"num_parameters": 1, "init": 0.25})
+    return Emitted(module, CALL)
 
 
 def emit_dropout(op: Dropout, ctx: EmitContext) -> Emitted:
     return Emitted(ctor("Dropout", p=op.p, defaults={"p": 0.5}), CALL)
+
+
+def emit_droppath(op: DropPath, ctx: EmitContext) -> Emitted:
+    return Emitted(ctor(STOCHASTIC_DEPTH, op.p, mode=op.mode, defaults={"mode": "row"}), CALL)
+
+
+def emit_adaptive_pool(op: AdaptiveAvgPool | AdaptiveMaxPool, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    name = "AdaptiveAvgPool" if isinstance(op, AdaptiveAvgPool) else "AdaptiveMaxPool"
+    return Emitted(ctor(_nd(name, x), op.output_size), CALL)
 
 
 def emit_upsample(op: Upsample, ctx: EmitContext) -> Emitted:
@@ -146,11 +205,27 @@ def emit_concat(op: Concat, ctx: EmitContext) -> Emitted:
     return Emitted(None, "torch.cat([" + ", ".join(f"{{{i}}}" for i in range(len(ctx.inputs))) + "], 1)")
 
 
-def emit_scale(op: Scale, ctx: EmitContext) -> Emitted:
-    x, s = ctx.inputs
-    # s holds one weight per channel (N×C from SE's fc); broadcast it over the map.
-    ones = ", 1" * (len(x) - 1)
-    return Emitted(None, f"{{0}} * {{1}}.view(-1, {x[0]}{ones})")
+def emit_mul(op: Mul, ctx: EmitContext) -> Emitted:
+    # Channels first: a gate of lower rank (N×C from an fc) is viewed as N×C×1×1 to scale a map.
+    rank = max(len(s) for s in ctx.inputs)
+    factors = []
+    for i, shape in enumerate(ctx.inputs):
+        padded = ", ".join(map(str, shape + (1,) * (rank - len(shape))))
+        factors.append(f"{{{i}}}" if len(shape) == rank else f"{{{i}}}.view(-1, {padded})")
+    return Emitted(None, " * ".join(factors))
+
+
+def emit_shuffle(op: Shuffle, ctx: EmitContext) -> Emitted:
+    # torchvision's channel_shuffle: view the channels as groups × C/groups, transpose, flatten back.
+    (x,) = ctx.inputs
+    return Emitted(None, f"{{0}}.unflatten(1, ({op.groups}, {x[0] // op.groups})).transpose(1, 2).flatten(1, 2)")
+
+
+def emit_channel_slice(op: ChannelSlice, ctx: EmitContext) -> Emitted:
+    (x,) = ctx.inputs
+    start = "" if op.start == 0 else str(op.start)
+    stop = "" if op.stop == x[0] else str(op.stop)
+    return Emitted(None, f"{{0}}[:, {start}:{stop}]")
 
 
 LOWERING: dict[type[Op], Emitter] = {
@@ -162,27 +237,33 @@ LOWERING: dict[type[Op], Emitter] = {
     FC: emit_fc,
     Flatten: emit_flatten,
     BatchNorm: emit_batchnorm,
+    LayerNorm: emit_layernorm,
+    GroupNorm: emit_groupnorm,
+    LayerScale: emit_layerscale,
     LRN: emit_lrn,
+    Activation: emit_activation,
     ReLU: emit_relu,
-    Sigmoid: _plain("Sigmoid"),
-    Tanh: _plain("Tanh"),
-    GELU: _plain("GELU"),
-    LeakyReLU: emit_leaky_relu,
-    Softmax: _plain("Softmax", dim=1),
+    PReLU: emit_prelu,
+    Softmax: lambda op, ctx: Emitted(Ctor("Softmax", (), (("dim", 1),)), CALL),
     Dropout: emit_dropout,
+    DropPath: emit_droppath,
+    AdaptiveAvgPool: emit_adaptive_pool,
+    AdaptiveMaxPool: emit_adaptive_pool,
     Upsample: emit_upsample,
     Add: emit_add,
     Concat: emit_concat,
-    Scale: emit_scale,
+    Mul: emit_mul,
+    Shuffle: emit_shuffle,
+    ChannelSlice: emit_channel_slice,
 }
 
-# Producers whose output autograd does not keep for the backward pass: a consumer may
-# overwrite it in place (sigmoid, tanh and softmax keep theirs, so they are not here).
-OVERWRITABLE: tuple[type[Op], ...] = (Conv, Deconv, BatchNorm, FC, Add, Concat)
+def find_emitter(op_class: type[Op]) -> Emitter | None:
+    """The emitter of an op class, or of the nearest base class that has one (`Activation`)."""
+    return next((LOWERING[c] for c in op_class.__mro__ if c in LOWERING), None)
 
 
 def emit(layer: Layer, inputs: tuple[Shape, ...], may_overwrite_input: bool) -> Emitted:
-    emitter = LOWERING.get(type(layer.op))
+    emitter = find_emitter(type(layer.op))
     if emitter is None:
         raise ArchError(
             f"the PyTorch backend has no lowering for '{layer.op.family}' (layer '{layer.name}');"
@@ -192,4 +273,4 @@ def emit(layer: Layer, inputs: tuple[Shape, ...], may_overwrite_input: bool) -> 
     return emitter(layer.op, EmitContext(inputs, may_overwrite_input))
 
 
-__all__ = ["LOWERING", "OVERWRITABLE", "Emitted", "EmitContext", "emit"]
+__all__ = ["LOWERING", "Emitted", "EmitContext", "emit", "find_emitter"]

@@ -28,29 +28,38 @@ def to_torch(net, *, init: str = "auto"):
     return load_class(source, plan.class_name)()
 
 
-@functools.lru_cache(maxsize=64)
 def load_class(source: str, class_name: str):
-    """Execute generated source as a module and return its class (one class per source).
+    """Execute generated source as a module and return its class `class_name`.
 
     The source is registered with linecache so that tracebacks and `inspect` show
-    the generated lines, as they would for the file on disk. The class pickles by
-    its source, so `copy.deepcopy`, `torch.save(model)` and worker processes work
-    although no importable module defines it.
+    the generated lines, as they would for the file on disk. Its classes (the
+    network's and the small modules torch.nn lacks) pickle by their source, so
+    `copy.deepcopy`, `torch.save(model)` and worker processes work although no
+    importable module defines them.
     """
-    filename = f"<archdsl:{class_name}:{abs(hash(source)):x}>"
+    return _namespace(source, class_name)[class_name]
+
+
+@functools.lru_cache(maxsize=64)
+def _namespace(source: str, main_class: str) -> dict:
+    filename = f"<archdsl:{main_class}:{abs(hash(source)):x}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    namespace = {"__name__": f"archdsl.generated.{class_name}", "__file__": filename}
+    module_name = f"archdsl.generated.{main_class}"
+    namespace = {"__name__": module_name, "__file__": filename}
     exec(compile(source, filename, "exec"), namespace)
-    cls = namespace[class_name]
-    cls.archdsl_source = source
-    cls.__reduce_ex__ = _reduce_ex
-    return cls
+    for value in list(namespace.values()):
+        if isinstance(value, type) and value.__module__ == module_name:
+            value.archdsl_source = source
+            value.archdsl_main_class = main_class
+            value.__reduce_ex__ = _reduce_ex
+    return namespace
 
 
 def _reduce_ex(self, protocol):
-    return _rebuild, (type(self).archdsl_source, type(self).__name__), self.__dict__
+    cls = type(self)
+    return _rebuild, (cls.archdsl_source, cls.__name__, cls.archdsl_main_class), self.__dict__
 
 
-def _rebuild(source: str, class_name: str):
-    cls = load_class(source, class_name)
+def _rebuild(source: str, class_name: str, main_class: str | None = None):
+    cls = _namespace(source, main_class or class_name)[class_name]
     return cls.__new__(cls)

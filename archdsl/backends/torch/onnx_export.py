@@ -31,7 +31,9 @@ def export_onnx(net, path, *, model=None, batch: int = 1, check: bool = True, ex
     path = Path(path)
     files.check_writable(path)
     model = (model if model is not None else net.to_torch()).eval().cpu()
-    example = torch.randn(batch, *net.input_shape)
+    # The batch axis is dynamic, so the example's size is only what is traced; torch.export treats
+    # a dimension of size 1 as the constant 1 and then refuses to make it dynamic, so trace 2 or more.
+    example = torch.randn(max(batch, 2), *net.input_shape)
     names = list(net.outputs)
     order = ("dynamo", "torchscript") if exporter == "auto" else (exporter,)
     errors = []
@@ -65,14 +67,35 @@ def _quiet():
     return stack
 
 
+def _adaptive_max_pool(x, output_size):
+    """aten.adaptive_max_pool{1,2,3}d as slices, amax and cat, one spatial axis at a time (a product of
+    windows is reduced axis by axis): ONNX has no operator for it where the output size does not divide
+    the input's, and neither exporter lowers it. The indices are unused (return_indices=False)."""
+    from ...ops.pool import adaptive_windows
+
+    for axis, out in enumerate(output_size, start=2):
+        size = x.shape[axis]
+        if size != out:
+            x = torch.cat([x.narrow(axis, a, b - a).amax(axis, keepdim=True) for a, b in adaptive_windows(size, out)], axis)
+    return x, torch.zeros(x.shape, dtype=torch.int64, device=x.device)
+
+
 def _export_dynamo(model, example, path: Path, names: list[str]) -> None:
     batch = torch.export.Dim("batch", min=1)
     with _quiet():
-        program = torch.onnx.export(
-            model, (example,), dynamo=True, opset_version=OPSET, input_names=["input"], output_names=names,
-            dynamic_shapes=({0: batch},), optimize=True, verbose=False,
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        if any(isinstance(m, (torch.nn.AdaptiveMaxPool1d, torch.nn.AdaptiveMaxPool2d, torch.nn.AdaptiveMaxPool3d))
+               for m in model.modules()):
+            table = torch.export.default_decompositions()
+            for op in (torch.ops.aten.adaptive_max_pool1d, torch.ops.aten.adaptive_max_pool2d,
+                       torch.ops.aten.adaptive_max_pool3d):
+                table[op.default] = _adaptive_max_pool
+            program = program.run_decompositions(table)
+        onnx_program = torch.onnx.export(
+            program, dynamo=True, opset_version=OPSET, input_names=["input"], output_names=names, optimize=True,
+            verbose=False,
         )
-        program.save(str(path))
+        onnx_program.save(str(path))
 
 
 def _export_torchscript(model, example, path: Path, names: list[str]) -> None:
@@ -86,7 +109,7 @@ def _export_torchscript(model, example, path: Path, names: list[str]) -> None:
 _EXPORTERS = {"dynamo": _export_dynamo, "torchscript": _export_torchscript}
 
 
-def check_onnx(path: Path, model, net, *, atol: float = 1e-4, batch: int = 2) -> None:
+def check_onnx(path: Path, model, net, *, atol: float = 1e-4, batch: int = 3) -> None:
     """onnx.checker, then onnxruntime against PyTorch on a random batch (not the export's size)."""
     try:
         import numpy as np

@@ -6,7 +6,7 @@ reads like the paper (torchvision's resnet.py is the model):
 
   * the main chain is `x`; a residual body is `out`, its shortcut `shortcut`;
     inception branches are `b1`, `b2`, …; squeeze-and-excitation's weights are `s`.
-    A block's closing merge (add, concat, scale) goes back to the enclosing name.
+    A block's closing merge (add, concat, se's mul) goes back to the enclosing name.
   * a statement overwrites a variable only when the value it held is dead; a value
     that must outlive the next write of its preferred name is stored under its
     tensor name from the spec (`-> e1`), else under its layer name.
@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass
 
 from ...errors import ArchError
-from ...ir import Layer
+from ...ir import BlockInstance, BlockKind, Layer
 from ...naming import flat_module_name
-from ...ops import Add, Concat, Input, Scale
+from ...ops import Input, Trait
 from ...shapes import Shape
-from .ctor import Ctor
-from .lower import OVERWRITABLE, emit
+from .ctor import Ctor, LocalModule
+from .lower import emit
 
 # Names a generated variable or submodule must not take: the generated module's own
 # globals and the attributes every nn.Module has.
@@ -65,6 +65,11 @@ class Plan:
     def modules(self) -> list[Step]:
         return [s for s in self.steps if s.module is not None]
 
+    @property
+    def local_modules(self) -> list[LocalModule]:
+        """The classes the generated file defines itself, in the order of first use."""
+        return list(dict.fromkeys(s.module.local for s in self.modules if s.module.local is not None))
+
 
 def class_name(network: str) -> str:
     """`resnet18` → `Resnet18`, `vgg_16` → `Vgg16`, `ResNet-50` → `ResNet50`."""
@@ -80,33 +85,26 @@ def _identifier(name: str) -> str:
     return name
 
 
-_MERGES = {"residual": (Add, "add"), "inception": (Concat, "concat"), "se": (Scale, "scale")}
+# The variable a composite's body computes into, as torchvision writes it.
+_BODY_VARIABLES = {BlockKind.RESIDUAL: "out", BlockKind.SE: "s", BlockKind.SHORTCUT: "shortcut"}
 
 
-def _past_merge(layer: Layer, instance: str, kind: str, index: dict[str, int]) -> bool:
-    """Whether `layer` is a composite's closing merge (add, concat, scale) or comes after it
+def _past_merge(layer: Layer, block: BlockInstance, index: dict[str, int]) -> bool:
+    """Whether `layer` is a composite's closing merge (add, concat, mul) or comes after it
     in the same scope: its output belongs to the enclosing chain, not to the composite's body."""
-    merge = _MERGES.get(kind)
-    if merge is None:
-        return False
-    node = f"{instance}.{merge[1]}"
-    return node in index and index[layer.name] >= index[node]
+    return block.merge is not None and block.merge in index and index[layer.name] >= index[block.merge]
 
 
 def preferred_name(net, layer: Layer, index: dict[str, int]) -> str:
     blocks = net.blocks
     for instance in reversed(layer.scope):
         block = blocks[instance]
-        if _past_merge(layer, instance, block.kind, index):
+        if _past_merge(layer, block, index):
             continue
-        if block.kind == "branch":
+        if block.kind is BlockKind.BRANCH:
             return block.name  # b1, b2, …
-        if block.kind == "shortcut":
-            return "shortcut"
-        if block.kind == "residual":
-            return "out"
-        if block.kind == "se":
-            return "s"
+        if block.kind in _BODY_VARIABLES:
+            return _BODY_VARIABLES[block.kind]
     return "x"
 
 
@@ -123,7 +121,7 @@ def build_plan(net) -> Plan:
         for layer in layers
     }
     preferred = [preferred_name(net, layer, index) for layer in layers]
-    tensor_names = graph.graph.get("tensor_names", {})
+    tensor_names = graph.tensor_names
 
     _check_module_names(net)
     variable: dict[str, str] = {}
@@ -151,9 +149,12 @@ def build_plan(net) -> Plan:
         if isinstance(layer.op, Input):
             continue
         steps.append(_step(net, layer, i, variable, last_use))
-    input_node = graph.graph["input"]
+    input_node = graph.input
+    name = class_name(net.name)
+    if name in {s.module.local.name for s in steps if s.module is not None and s.module.local is not None}:
+        name += "Net"  # a network called layer_scale must not shadow the LayerScale class it uses
     return Plan(
-        class_name=class_name(net.name),
+        class_name=name,
         network=net.name,
         input_var=variable[input_node],
         input_shape=net.input_shape,
@@ -170,7 +171,7 @@ def _step(net, layer: Layer, i: int, variable: dict[str, str], last_use: dict[st
         len(layer.inputs) == 1
         and graph.out_degree(source) == 1  # no other consumer saved it for the backward pass
         and last_use[source] == i
-        and isinstance(net.layer(source).op, OVERWRITABLE)
+        and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE)
     )
     emitted = emit(layer, shapes, may_overwrite)
     attr = net.module_path(layer.name) if emitted.module is not None else None

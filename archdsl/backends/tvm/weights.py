@@ -13,56 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import ArchError
+from ...ops import BatchNorm, Role, Weight
 
 
-def op_kind(op) -> str:
-    return type(op).__name__
-
-
-def _shape_of(net, name) -> tuple:
-    return tuple(net.graph.nodes[name]["layer"].shape)
-
-
-def conv_has_bias(net, layer) -> bool:
-    """Whether a Conv/Deconv has a bias: as written, else (bias=None) none when a bn follows.
-
-    `archdsl.passes.resolve_bias` normally decides bias=None before any backend runs;
-    this repeats its rule (exactly one consumer, a BatchNorm) for graphs built without it.
-    """
-    if layer.op.bias is not None:
-        return bool(layer.op.bias)
-    consumers = list(net.graph.successors(layer.name))
-    return not (len(consumers) == 1 and op_kind(net.graph.nodes[consumers[0]]["layer"].op) == "BatchNorm")
-
-
-def expected_params(net, layer) -> dict[str, tuple]:
-    """The tensors PyTorch's module for `layer` holds, with their shapes ({} if none)."""
-    op, kind = layer.op, op_kind(layer.op)
-    if kind in ("Conv", "Deconv", "FC", "BatchNorm"):
-        in_shape = _shape_of(net, layer.inputs[0])
-    if kind == "Conv":
-        shapes = {"weight": (op.out_channels, in_shape[0] // op.groups, *op.kernel)}
-        if conv_has_bias(net, layer):
-            shapes["bias"] = (op.out_channels,)
-        return shapes
-    if kind == "Deconv":
-        shapes = {"weight": (in_shape[0], op.out_channels // op.groups, *op.kernel)}
-        if conv_has_bias(net, layer):
-            shapes["bias"] = (op.out_channels,)
-        return shapes
-    if kind == "FC":
-        shapes = {"weight": (op.out_features, math.prod(in_shape))}
-        if op.bias:
-            shapes["bias"] = (op.out_features,)
-        return shapes
-    if kind == "BatchNorm":
-        c = in_shape[0]
-        return {"weight": (c,), "bias": (c,), "running_mean": (c,), "running_var": (c,)}
-    return {}
-
-
-# Buffers PyTorch keeps that inference does not use.
-_IGNORED = ("num_batches_tracked",)
+def expected_params(net, layer) -> dict[str, Weight]:
+    """The tensors inference needs for `layer`, by PyTorch's names: what its op declares,
+    less the step counter batch norm keeps for training."""
+    inputs = tuple(net.graph.nodes[i]["layer"].shape for i in layer.inputs)
+    return {name: w for name, w in layer.op.weights(inputs).items() if w.role is not Role.STEP_COUNT}
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -78,22 +36,21 @@ def read_state_dict(net, state_dict) -> dict[str, dict[str, np.ndarray]]:
     naming it, so a checkpoint from another spec fails with a clear message instead
     of a shape error deep inside TVM.
     """
-    state = {key: value for key, value in state_dict.items() if not key.endswith(_IGNORED)}
-    if state and all(key.startswith("module.") for key in state):  # saved from DataParallel
-        state = {key[len("module."):]: value for key, value in state.items()}
+    if state_dict and all(key.startswith("module.") for key in state_dict):  # saved from DataParallel
+        state_dict = {key[len("module."):]: value for key, value in state_dict.items()}
     weights: dict[str, dict[str, np.ndarray]] = {}
     used = set()
     for layer in net.layers:
-        shapes = expected_params(net, layer)
-        if op_kind(layer.op) in ("Conv", "Deconv") and layer.op.bias is None and "bias" not in shapes:
-            shapes["bias"] = (layer.op.out_channels,)  # bias=None: present or not, both fit
-        for pname, shape in shapes.items():
-            key = f"{net.module_path(layer.name)}.{pname}"
-            if key not in state and pname == "bias" and layer.op.bias is None:
-                continue  # bias=None: the PyTorch backend decides; accept either
-            if key not in state:
+        prefix = net.module_path(layer.name)
+        for pname, weight in layer.op.weights(tuple(net.graph.nodes[i]["layer"].shape for i in layer.inputs)).items():
+            key = f"{prefix}.{pname}"
+            if weight.role is Role.STEP_COUNT:  # training's bookkeeping: accepted, not needed
+                used.add(key)
+                continue
+            shape = weight.shape
+            if key not in state_dict:
                 raise ArchError(f"the state_dict has no tensor '{key}' (layer '{layer.name}', {layer.token}, needs shape {list(shape)})", layer.span)
-            array = _to_numpy(state[key])
+            array = _to_numpy(state_dict[key])
             if tuple(array.shape) != tuple(shape):
                 raise ArchError(
                     f"tensor '{key}' has shape {list(array.shape)} in the state_dict, "
@@ -102,39 +59,45 @@ def read_state_dict(net, state_dict) -> dict[str, dict[str, np.ndarray]]:
                 )
             weights.setdefault(layer.name, {})[pname] = np.ascontiguousarray(array, dtype=np.float32)
             used.add(key)
-    unused = sorted(set(state) - used)
+    unused = sorted(set(state_dict) - used)
     if unused:
         more = f" and {len(unused) - 1} more" if len(unused) > 1 else ""
         raise ArchError(f"the state_dict has tensor '{unused[0]}'{more} that no layer of network '{net.name}' uses")
     return weights
 
 
+def _fan_in(weight: Weight) -> int:
+    if weight.role is Role.TRANSPOSED_KERNEL:  # (in, out/groups, *k): each output sums over out/groups·k
+        return weight.shape[1] * math.prod(weight.shape[2:])
+    return math.prod(weight.shape[1:])
+
+
 def random_weights(net, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """Weights drawn like PyTorch's default init (uniform ±1/sqrt(fan_in)); BN starts at identity.
+    """Weights drawn like PyTorch's default init (uniform ±1/sqrt(fan_in)); norms start at identity.
 
     Used when no state_dict is given, so that an untrained network still produces
-    outputs of a sensible scale (benchmarks, smoke tests).
+    outputs of a sensible scale (benchmarks, smoke tests). What each tensor gets
+    follows its role; a bias takes the bound of its layer's weight, as in PyTorch.
     """
     rng = np.random.default_rng(seed)
     weights: dict[str, dict[str, np.ndarray]] = {}
     for layer in net.layers:
-        shapes = expected_params(net, layer)
-        if not shapes:
-            continue
-        kind = op_kind(layer.op)
-        if kind == "BatchNorm":
-            c = shapes["weight"][0]
-            weights[layer.name] = {
-                "weight": np.ones(c, np.float32), "bias": np.zeros(c, np.float32),
-                "running_mean": np.zeros(c, np.float32), "running_var": np.ones(c, np.float32),
-            }
-            continue
-        w_shape = shapes["weight"]
-        fan_in = math.prod(w_shape[1:]) if kind != "Deconv" else w_shape[1] * math.prod(w_shape[2:])
-        bound = 1.0 / math.sqrt(max(fan_in, 1))
-        weights[layer.name] = {
-            pname: rng.uniform(-bound, bound, size=shape).astype(np.float32) for pname, shape in shapes.items()
-        }
+        tensors = expected_params(net, layer)
+        kernels = [w for w in tensors.values() if w.role in (Role.KERNEL, Role.TRANSPOSED_KERNEL, Role.DENSE)]
+        bound = 1.0 / math.sqrt(max(_fan_in(kernels[0]), 1)) if kernels else 1.0
+        drawn = {}
+        for name, weight in tensors.items():
+            if weight.role in (Role.SCALE, Role.RUNNING_VAR):
+                value = np.ones(weight.shape)
+            elif weight.role in (Role.SHIFT, Role.RUNNING_MEAN):
+                value = np.zeros(weight.shape)
+            elif weight.role is Role.CONSTANT:
+                value = np.full(weight.shape, weight.fill)
+            else:  # kernels, dense weights, biases
+                value = rng.uniform(-bound, bound, size=weight.shape)
+            drawn[name] = value.astype(np.float32)
+        if drawn:
+            weights[layer.name] = drawn
     return weights
 
 
@@ -171,11 +134,11 @@ def fold_batchnorms(net, weights: dict[str, dict[str, np.ndarray]]) -> FoldPlan:
     outputs = set(net.output_nodes.values())
     folded: set[str] = set()
     for layer in net.layers:
-        if op_kind(layer.op) != "BatchNorm":
+        if not isinstance(layer.op, BatchNorm):
             continue
         producer = by_name[layer.inputs[0]]
-        kind = op_kind(producer.op)
-        if kind not in ("Conv", "Deconv") or producer.name in outputs:
+        kernel = expected_params(net, producer).get("weight")
+        if kernel is None or kernel.role not in (Role.KERNEL, Role.TRANSPOSED_KERNEL) or producer.name in outputs:
             continue
         if list(net.graph.successors(producer.name)) != [layer.name]:
             continue
@@ -183,7 +146,7 @@ def fold_batchnorms(net, weights: dict[str, dict[str, np.ndarray]]) -> FoldPlan:
         conv = weights[producer.name]
         w = conv["weight"].astype(np.float64)
         out_channels = producer.op.out_channels
-        if kind == "Conv":  # weight (out, in/groups, *k): output channel is axis 0
+        if kernel.role is Role.KERNEL:  # weight (out, in/groups, *k): output channel is axis 0
             w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
         else:  # ConvTranspose weight (in, out/groups, *k): output channel g*(out/groups)+j
             groups = producer.op.groups

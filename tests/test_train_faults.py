@@ -165,11 +165,22 @@ def test_a_death_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypat
     assert last["best_epoch"] == died_at >= 2
     assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] < died_at  # the inconsistency
 
-    run(spec, run_dir, f"epochs={died_at}", resume=run_dir)  # nothing left to train: only the repair and the summary
-    summary = json.loads((run_dir / "summary.json").read_text())
+    def dies_at_the_next_epoch(payload, path):
+        if payload["epoch"] > died_at:
+            raise Died  # so that what best.pt holds now is the resume's repair, not a later epoch's save
+        save(payload, path)
+
+    monkeypatch.setattr(ckpt, "save_atomic", dies_at_the_next_epoch)
+    with pytest.raises(Died):
+        run(spec, run_dir, f"epochs={died_at + 1}", resume=run_dir)
     best = torch.load(run_dir / "best.pt", weights_only=True)
-    assert summary["best_epoch"] == best["epoch"] == died_at
+    assert best["epoch"] == died_at == torch.load(run_dir / "last.pt", weights_only=True)["best_epoch"]
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+
+    monkeypatch.setattr(ckpt, "save_atomic", save)
+    run(spec, run_dir, f"epochs={died_at + 1}", resume=run_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["best_epoch"] == torch.load(run_dir / "best.pt", weights_only=True)["epoch"]
 
 
 # ---- a full disk, a read-only folder --------------------------------------------------------------------------------

@@ -57,7 +57,9 @@ def os_error(exc: OSError, path: str | os.PathLike, writing: bool | None = True)
 
 def reason(exc: OSError, writing: bool | None = True) -> str:
     """Why an OS call failed, in words."""
-    return (_READ_REASONS if writing is False else _WRITE_REASONS).get(exc.errno) or exc.strerror or str(exc)
+    reasons = _WRITE_REASONS if writing else {**_READ_REASONS, errno.ENOENT: "it does not exist"} \
+        if writing is None else _READ_REASONS
+    return reasons.get(exc.errno) or exc.strerror or str(exc)
 
 
 class _Recording:

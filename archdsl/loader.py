@@ -201,6 +201,8 @@ class Loader:
         those folders are followed: they are their owner's choice.
         """
         received = f'Received: use "{use.path}"'
+        if "\0" in use.path:
+            raise SpecImportError(f"a path cannot hold a NUL character. Received: use {use.path!r}", use.span)
         if not use.path.lower().endswith(SPEC_SUFFIX):
             raise SpecImportError(f"`use` imports archdsl specs, files named *{SPEC_SUFFIX}. {received}", use.span)
         base = importer.parent if importer is not None else self.root

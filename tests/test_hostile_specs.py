@@ -267,3 +267,8 @@ def test_a_closed_pipe_ends_quietly(tmp_path, specs_dir):
     _, stderr = process.communicate(timeout=120)
     assert first[0].startswith(b"layer")
     assert stderr.decode() == "" and process.returncode == 0
+
+
+def test_a_nul_in_a_use_path():
+    err = error('use "a\0.arch"\ninput 3x8x8\nrelu\n', SpecImportError)
+    assert "a path cannot hold a NUL character" in err.message and err.span.line == 1

@@ -31,7 +31,8 @@ TOKENS = [
     "upsample(2)", "flatten", "add(@x)", "concat(@x)", "-> x", "-> y", "@x", "@input", "se<4>",
     "residual<", "inception<", "|", ">", "[", "]", "*", "2", "3", "(", ")", "=", ",", "c", "s",
     "block b(c, s=1) =", "b(8)", "b(16, s=2)", "b", "after conv =", "defaults maxpool(ceil=true)",
-    "network n", "input 3x32x32", "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
+    "network n", "input 3x32x32", 'use "lib/resnet_blocks.arch"', 'use "../README.md"', 'use "/etc/passwd"',
+    'use "nothere.arch"', 'use "../specs/lib/resnet_blocks.arch"', "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
     # the mobile and modern families' ops and syntax
     "relu6", "silu", "swish", "hardswish", "hardsigmoid", "mish", "elu(0.5)", "prelu", "prelu(per_channel=true)",
     "mul(@x)", "layerscale", "layernorm", "ln(eps=1e-6)", "groupnorm(4)", "gn(2)", "shuffle(2)", "shuffle(3)",
@@ -119,6 +120,29 @@ NUMBER_PLACES = [
 @given(st.sampled_from(NUMBER_PLACES), st.lists(BIG_NUMBERS, min_size=3, max_size=3))
 def test_big_numbers_anywhere(place, numbers):
     check(place.format(*numbers))
+
+
+@SETTINGS
+@given(st.integers(1, 60), st.integers(2, 4), st.sampled_from(["a*2", "a*2+{k}", "a+{k}", "a", "(a*{k})%7+1"]),
+       st.sampled_from(["relu", "conv1-(a % 8 + 1)", "[relu * (a % 3)]", "fc-(a % 5 + 1)"]))
+def test_exponential_blocks(depth, fan_out, argument, leaf):
+    """Each block calls the one below `fan_out` times with different arguments: fan_out^depth layers,
+    counted (and refused past the limit) without visiting them one by one."""
+    lines = ["input 3x8x8", f"block f0(a) = {leaf}"]
+    for level in range(1, depth + 1):
+        calls = " ".join(f"f{level - 1}({argument.format(k=k)})" for k in range(fan_out))
+        lines.append(f"block f{level}(a) = [{calls}]")
+    check("\n".join(lines + [f"f{depth}(1)"]))
+
+
+# Residuals on vectors (fc after fc) and on maps, with and without a shortcut, widths changing or not.
+@SETTINGS
+@given(st.sampled_from(["input 16", "input 3x8x8\nflatten", "input 3x8x8\ngap", "input 3x8x8"]),
+       st.lists(st.sampled_from(["fc-16", "fc-4", "fc-(16)", "relu", "bn", "dropout(0.1)", "conv1-16", "se<2>",
+                                 "layernorm", "flatten", "gap"]), min_size=0, max_size=4),
+       st.sampled_from(["", "| fc-16", "| fc-4", "| relu", "| conv1-16"]), st.integers(1, 3))
+def test_vector_residuals(head, body, shortcut, repeat):
+    check(f"{head}\nfc-16\n" + f"residual< {' '.join(body)} {shortcut} >\n" * repeat + "fc-10")
 
 
 def mutate(data, text: str) -> str:

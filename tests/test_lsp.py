@@ -167,9 +167,9 @@ async def test_hover_on_a_token_in_resnet50s_bottleneck(session):
     session.open(SPECS / "resnet50.arch")
     lib_uri = session.open(LIB)
     await session.diagnostics(lib_uri)
-    line, col = position_of(LIB.read_text(), "conv3-c/s", nth=1, offset=2)  # the first is in `basic`
+    line, col = position_of(LIB.read_text(), "conv3-width/s(groups=groups)", offset=2)
     text = (await session.hover(lib_uri, line, col)).contents.value
-    conv2 = [layer for layer in net.layers if layer.token == "conv3-c/s"]
+    conv2 = [layer for layer in net.layers if layer.token == "conv3-width/s(groups=groups)"]
     assert f"{len(conv2)} layers in resnet50" in text
     for layer in conv2:  # every layer the token became, with its shapes, params, MACs, RF and jump
         inputs = fmt_shape(net.layer(layer.inputs[0]).shape)
@@ -259,7 +259,7 @@ async def test_definition_of_a_block_call_a_tensor_and_a_use_path(session):
     text = path.read_text()
     uri = session.open(path)
     (location,) = await session.definition(uri, *position_of(text, "bottleneck(64)"))
-    assert location.uri == LIB.as_uri() and location.range.start.line == 11  # `block bottleneck` on line 12
+    assert location.uri == LIB.as_uri() and location.range.start == types.Position(*position_of(LIB.read_text(), "block bottleneck"))
     (location,) = await session.definition(uri, *position_of(text, "lib/resnet_blocks", offset=2))
     assert location.uri == LIB.as_uri()
     unet = SPECS / "unet_small.arch"

@@ -24,6 +24,9 @@ def test_the_zoo_is_all_there():
         "lenet5", "alexnet", "vgg11", "vgg11_lrn", "vgg13", "vgg16", "vgg16_c", "vgg19",
         "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "se_resnet50",
         "inception_naive", "inception_bottleneck", "googlenet", "unet_small", "audio_1d", "c3d",
+        # torchvision's networks, pinned to tests/reference/ by test_zoo_reference.py
+        "densenet121", "inception_v3", "mnasnet1_0", "regnet_x_400mf", "resnext50_32x4d", "squeezenet1_1",
+        "vgg16_bn", "wide_resnet50_2",
     }
     assert expected <= set(ZOO)
 

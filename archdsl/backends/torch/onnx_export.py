@@ -26,7 +26,7 @@ def export_onnx(net, path, *, model=None, batch: int = 1, check: bool = True, ex
 
     `exporter`: "dynamo", "torchscript", or "auto" (dynamo, then torchscript).
     With `check`, the file must pass `onnx.checker.check_model` and onnxruntime must
-    reproduce PyTorch's outputs (atol 1e-4).
+    reproduce PyTorch's outputs (to 1e-4, relative to the outputs' magnitude where it is over 1).
     """
     path = Path(path)
     files.check_writable(path)
@@ -110,7 +110,10 @@ _EXPORTERS = {"dynamo": _export_dynamo, "torchscript": _export_torchscript}
 
 
 def check_onnx(path: Path, model, net, *, atol: float = 1e-4, batch: int = 3) -> None:
-    """onnx.checker, then onnxruntime against PyTorch on a random batch (not the export's size)."""
+    """onnx.checker, then onnxruntime against PyTorch on a random batch (not the export's size).
+
+    The bound is `atol` for outputs of order 1 and relative beyond: freshly initialised deep
+    networks (DenseNet-121: logits near 1e3) carry float32 rounding of 1e-3 in both runtimes."""
     try:
         import numpy as np
         import onnx
@@ -126,9 +129,12 @@ def check_onnx(path: Path, model, net, *, atol: float = 1e-4, batch: int = 3) ->
         expected = model(x)
     expected = list(expected.values()) if isinstance(expected, dict) else [expected]
     for name, a, b in zip(net.outputs, got, expected):
+        if a.shape != tuple(b.shape):
+            raise ArchError(f"the ONNX model of '{net.name}' gives output '{name}' the shape {a.shape}, PyTorch {tuple(b.shape)}")
         error = float(np.abs(a - b.numpy()).max())
-        if a.shape != tuple(b.shape) or not error <= atol:
+        bound = atol * max(1.0, float(b.abs().max()))
+        if not error <= bound:
             raise ArchError(
                 f"the ONNX model of '{net.name}' disagrees with PyTorch on output '{name}':"
-                f" shape {a.shape} vs {tuple(b.shape)}, max |difference| {error:.3g} (atol {atol})"
+                f" max |difference| {error:.3g} (bound {bound:.3g}: {atol} × max(1, max |output|))"
             )

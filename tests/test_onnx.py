@@ -201,13 +201,13 @@ def test_load_checkpoint_accepts_both_forms(tmp_path):
     for name in ("raw.pt", "trainer.pt", "ddp.pt", "compiled.pt"):
         loaded = load_checkpoint(tmp_path / name)
         assert loaded.keys() == state.keys()
-    with pytest.raises(ArchError, match="no checkpoint"):
+    with pytest.raises(ArchError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ArchError, match="cannot be read"):
         load_checkpoint(tmp_path / "garbage.pt")
     torch.save([1, 2], tmp_path / "list.pt")
-    with pytest.raises(ArchError, match="holds no state_dict"):
+    with pytest.raises(ArchError, match="holds a list; expected a state_dict"):
         load_checkpoint(tmp_path / "list.pt")
 
 

@@ -55,8 +55,10 @@ def _compile_torch(net, output: Path, args) -> None:
         # A standalone file holds no weights; check that the checkpoint fits and say how to load it.
         load_weights(to_torch(net, init="torch"), load_checkpoint(args.checkpoint), net.name)
         print(f"{args.checkpoint} fits; load it with model.load_state_dict(torch.load(...))", file=sys.stderr)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(generate_source(net, init=args.init))
+    from archdsl import files
+
+    files.make_folder(output.parent if str(output.parent) else ".")
+    files.write_text(output, generate_source(net, init=args.init))
 
 
 def _compile_onnx(net, output: Path, args) -> None:

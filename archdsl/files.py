@@ -3,6 +3,7 @@
     os_error(exc, path, writing=True)   -> ArchError   "no space left on device while writing runs/x/last.pt"
     atomic_write(path) as file: …                      a temporary file beside `path`, renamed over it at the end
     write_text(path, text) / write_bytes(path, data)   atomic_write for a whole text or blob
+    save_figure(fig, path, **savefig)                  a matplotlib figure, atomically, then closed
     atomic_folder(path) as tmp: …                      a temporary folder beside `path`, renamed to it at the end
 
 An interrupted or failed write leaves the previous file (or folder) whole and no
@@ -166,6 +167,18 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig) -> None:
+    """A matplotlib figure written atomically (the format from the extension), then closed."""
+    import matplotlib.pyplot as plt
+
+    savefig.setdefault("format", Path(path).suffix.lstrip(".").lower() or "png")
+    try:
+        with atomic_write(path) as file:
+            fig.savefig(file, **savefig)
+    finally:
+        plt.close(fig)
 
 
 def make_folder(path: str | os.PathLike) -> None:

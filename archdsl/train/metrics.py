@@ -147,10 +147,4 @@ def confusion_figure(matrix: torch.Tensor, names: Sequence[str], title: str):
 
 def _save(fig, path: Path) -> None:
     """A figure as a PNG, written atomically (a full disk is an ArchError naming the file)."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with files.atomic_write(path) as file:
-            fig.savefig(file, dpi=100, format="png")
-    finally:
-        plt.close(fig)
+    files.save_figure(fig, path, dpi=100, format="png")

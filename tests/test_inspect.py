@@ -13,7 +13,6 @@ Run with -s to see the figures; the four measurements are marked slow.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess

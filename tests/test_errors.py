@@ -128,7 +128,7 @@ def test_undefined_tensor_in_a_block_does_not_see_the_callers_names():
 def test_undefined_name_in_an_expression():
     err = error("input 3x8x8\nblock b(width) = [conv3-(2*widht)]\nb(4)\n", SpecNameError)
     assert_located(err, 2, 28, under="widht")
-    assert "undefined name 'widht'; did you mean 'width'?" in err.message
+    assert "undefined name 'widht' (parameters here: width); did you mean 'width'? Received: widht" in err.message
 
 
 # ---------------------------------------------------------------- arguments

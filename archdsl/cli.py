@@ -32,7 +32,20 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        # `archdsl check *.arch | head -2`: the reader has what it wanted. Nothing more can be
+        # shown, and Python's own flush at exit must not complain about it either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _run(argv: list[str] | None) -> int:
     from .errors import ArchError
+    from .files import os_error
 
     argv = sys.argv[1:] if argv is None else list(argv)
     # `archdsl check …` builds only check's parser: importing every command's module
@@ -49,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("archdsl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # the file system's refusal (a full disk, a read-only folder), not a bug
+        where = exc.filename if exc.filename is not None else "a file"
+        print(f"error: {os_error(exc, where, writing=None).message}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory; a smaller batch, input or network needs less", file=sys.stderr)
+        return 1
     except Exception as exc:  # a bug in archdsl, not in the user's spec
         if os.environ.get("ARCHDSL_DEBUG"):
             raise
@@ -58,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,6 +33,10 @@ class Source:
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
+# The most characters of a source line an error shows.
+EXCERPT_WIDTH = 120
+
+
 @dataclass(frozen=True)
 class Span:
     """Where something was written: 1-based line and column, end exclusive."""
@@ -61,6 +65,13 @@ class Span:
         indent = len(text[: self.col - 1].expandtabs(4))
         end = self.end_col if self.end_line == self.line else len(text) + 1
         width = max(1, len(text[self.col - 1 : end - 1].expandtabs(4)))
+        if len(expanded) > EXCERPT_WIDTH:  # a line of thousands of characters: the part around the caret
+            start = max(0, min(indent - EXCERPT_WIDTH // 4, len(expanded) - EXCERPT_WIDTH))
+            shown = expanded[start : start + EXCERPT_WIDTH]
+            lead = "…" if start else ""
+            expanded = lead + shown + ("…" if start + EXCERPT_WIDTH < len(expanded) else "")
+            indent = indent - start + len(lead)
+            width = min(width, EXCERPT_WIDTH - (indent - len(lead)))
         return f"    {expanded}\n    {' ' * indent}^{'~' * (width - 1)}"
 
 

@@ -20,7 +20,8 @@ MAX_MAGNITUDE = 10**15  # keeps `((c*c)*c)*…` from building huge integers
 
 
 class Symbol(str):
-    """A bare word used as a value: `pad=same`, `mode=bilinear`."""
+    """A bare word used as a value: `pad=same`, `mode=bilinear`, or a layer type passed to a block
+    (`bneck(…, hardswish)`), which the block's body then writes as a layer (`nl`)."""
 
 
 class ShapeDependent:
@@ -63,10 +64,17 @@ def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
             return env[expr.name]
         if expr.name.lower() in SYMBOLS:
             return SYMBOLS[expr.name.lower()]
+        if _names_a_layer_type(expr.name):
+            return Symbol(expr.name.lower())
         if strict:
-            hint = did_you_mean(expr.name, env)
-            bound = f" (parameters here: {', '.join(env)})" if env else ""
-            raise SpecNameError(f"undefined name '{expr.name}'{hint}{bound}. Received: {expr.name}", expr.span)
+            from .ops import REGISTRY
+
+            hint = did_you_mean(expr.name, env) or did_you_mean(expr.name, REGISTRY)
+            from .expand import SHAPE_NAMES
+
+            declared = [name for name in env if name not in SHAPE_NAMES]  # not the input's sizes, in_channels, …
+            bound = f" (parameters here: {', '.join(declared)})" if declared else ""
+            raise SpecNameError(f"undefined name '{expr.name}'{bound}{hint or '.'} Received: {expr.name}", expr.span)
         return Symbol(expr.name)
     if isinstance(expr, ast.Neg):
         return -_number(evaluate(expr.operand, env, True), expr.operand)
@@ -77,6 +85,12 @@ def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
     if isinstance(expr, ast.Call):
         return _call(expr, env)
     raise SpecArgumentError(f"'{type(expr).__name__}' cannot be used as a value here", expr.span)
+
+
+def _names_a_layer_type(word: str) -> bool:
+    from .ops import REGISTRY  # the ops never evaluate expressions: no cycle
+
+    return word.lower() in REGISTRY
 
 
 def _number(value: Any, expr: ast.Expr) -> int | float:

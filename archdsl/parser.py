@@ -5,6 +5,8 @@ with the position, what the grammar expected there and what it received.
 """
 from __future__ import annotations
 
+import re
+
 from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -23,6 +25,27 @@ _TERMINAL_WORDS = {
     "STRING": 'a "quoted" path or label',
     "$END": "the end of the file",
 }
+
+
+# The most digits a number may be written with. Sizes stop at 10^15 and train values
+# at 2^32 long before this; the bound keeps Python's int() (which refuses 4,300
+# digits) and every later step from seeing a number of thousands of digits.
+MAX_DIGITS = 100
+_DIGIT_RUNS = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+
+
+def _check_digits(source: Source, tok: Token) -> None:
+    """A SpecSyntaxError when a token (a number, sizes, a glued kernel as in conv3x3) holds a too-long number."""
+    match = _DIGIT_RUNS.search(str(tok))
+    if match is None:
+        return
+    digits = match.group()
+    line, col = tok.line, tok.column + match.start()
+    raise SpecSyntaxError(
+        f"a number written with {len(digits):,} digits; expected at most {MAX_DIGITS} digits."
+        f" Received: {digits[:6]}…{digits[-3:]}",
+        Span(source, line, col, line, col + len(digits)),
+    )
 
 
 def _span(source: Source, meta_or_token) -> Span:
@@ -47,6 +70,7 @@ class ToAst(Transformer):
 
     # ---- expressions ----
     def number(self, meta, tok):
+        _check_digits(self.source, tok)
         text = str(tok)
         value = float(text) if any(c in text for c in ".eE") else int(text)
         return ast.Num(value, self._s(meta))
@@ -55,6 +79,7 @@ class ToAst(Transformer):
         return ast.Var(str(tok), self._s(meta))
 
     def dims(self, meta, tok):
+        _check_digits(self.source, tok)
         return ast.Dims(tuple(int(v) for v in str(tok).split("x")), self._s(meta))
 
     def string(self, meta, tok):
@@ -89,6 +114,7 @@ class ToAst(Transformer):
 
     # ---- terms ----
     def layer(self, meta, name, dimension, stride, args):
+        _check_digits(self.source, name)  # a glued kernel size: conv3x3
         return ast.Layer(str(name), self._s(name), dimension, stride, args or (), self._s(meta))
 
     def group(self, meta, *terms):
@@ -131,6 +157,7 @@ class ToAst(Transformer):
         return ("network", (str(name), self._s(name)))
 
     def input_decl(self, meta, tok):
+        _check_digits(self.source, tok)
         return ("input", (tuple(int(v) for v in str(tok).split("x")), self._s(meta)))
 
     def use_stmt(self, meta, path):

@@ -69,15 +69,25 @@ def uncovered_input_rows(size: int, kernel: int, stride: int, padding: int, dila
 
 
 def nearest_fitting_sizes(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> tuple[int | None, int | None]:
-    """The closest input sizes below and above `size` that the window fits exactly."""
+    """The closest input sizes below and above `size` that the window fits exactly.
 
-    def fits(candidate: int) -> bool:
-        return (
-            window_output_size(candidate, kernel, stride, padding, dilation) >= 1
-            and uncovered_input_rows(candidate, kernel, stride, padding, dilation) == 0
-        )
+    Arithmetic, not a search (sizes reach 10^15): a size c fits when the window
+    fits at least once, c + 2P ≥ F, and the remainder r(c) = (c + 2P − F) mod S
+    falls on padding or the regular gap, r(c) ≤ P + max(0, S − F) (see
+    `uncovered_input_rows`). r grows by one per size and wraps at S, so the
+    nearest fitting size below is at most S − 1 away, and so is the one above.
+    """
+    extent = effective_kernel(kernel, dilation)
+    allowed = padding + max(0, stride - extent)  # the largest remainder that fits
+    smallest = max(1, extent - 2 * padding)  # below it no window fits at all
 
-    reach = 2 * stride + effective_kernel(kernel, dilation)
-    below = next((c for c in range(size - 1, max(0, size - reach), -1) if fits(c)), None)
-    above = next((c for c in range(size + 1, size + reach + 1) if fits(c)), None)
-    return below, above
+    def remainder(candidate: int) -> int:
+        return (candidate + 2 * padding - extent) % stride
+
+    below = size - 1
+    if remainder(below) > allowed:
+        below -= remainder(below) - allowed  # down to the last size whose remainder is `allowed`
+    above = max(size + 1, smallest)
+    if remainder(above) > allowed:
+        above += stride - remainder(above)  # up to the next size whose remainder is 0
+    return (below if below >= smallest else None), above

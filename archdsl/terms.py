@@ -9,19 +9,31 @@ at most. `TERMS` maps each AST class to its rule; `expand.Expander` and
 """
 from __future__ import annotations
 
+import dataclasses
+
 from . import ast
 from .composites import COMPOSITES
 from .errors import ArchError, ExpansionError, ShapeError, SpecArgumentError
-from .evaluate import evaluate
+from .evaluate import Symbol, evaluate
 from .ir import BlockKind, Stage
 from .ops import ChannelSlice
 from .shapes import fmt_shape
+
+
+def bind_layer_type(term: ast.Layer, env) -> tuple[ast.Layer, str]:
+    """A layer written as a block parameter that names a layer type (`nl`, bound to `hardswish`) is
+    that layer: the term with the type's name, and the token as a table shows it (`hardswish`)."""
+    bound = env.get(term.name)
+    if not isinstance(bound, Symbol):
+        return term, term.text
+    return dataclasses.replace(term, name=str(bound)), str(bound) + term.text[len(term.name):]
 
 
 class Layer:
     """`conv3-64`: one layer, then the file's `after` for its family; or a call of a block."""
 
     def count(self, term: ast.Layer, counter, env, ctx, in_after) -> int:
+        term, _ = bind_layer_type(term, env)
         if term.name in ctx.blocks:
             return BLOCK_CALL.count(term, counter, env, ctx, in_after)
         from .expand import resolve_family
@@ -31,6 +43,7 @@ class Layer:
         return 1 + (counter.term(after.term, {}, ctx, True) if after and not in_after else 0)
 
     def expand(self, term: ast.Layer, ex, current, scope, in_after) -> str:
+        term, token = bind_layer_type(term, scope.env)
         if term.name in scope.ctx.blocks:
             return BLOCK_CALL.expand(term, ex, current, scope, in_after)
         from .expand import arity_error, resolve_family, unknown_layer
@@ -46,7 +59,7 @@ class Layer:
             op = cls.from_call(call, tuple(ex.shape(i) for i in inputs))
         except ArchError as err:
             raise err.with_span(term.span) from None
-        node = ex.add(scope, op, inputs, term.span, term.text)
+        node = ex.add(scope, op, inputs, term.span, token)
         after = scope.ctx.afters.get(cls.family)
         if after is not None and not in_after and call.follow_defaults:
             node = ex.term(after.term, node, scope, in_after=True)

@@ -15,7 +15,9 @@ call or a composite: its last layer).
 An `arch…` block may carry `file=NAME` (```arch file=lib/blocks.arch): it is
 written to NAME in a scratch folder, where every example runs, so that a `use
 "lib/blocks.arch"` in a later example and `$ archdsl check NAME` in a console
-block find it. `specs/` in that folder is the repository's zoo. In a console
+block find it. `specs/` in that folder is the repository's zoo. A block that
+carries `shows=PATH` (```arch-fragment shows=specs/lib/efficientnet.arch) shows
+that file of the repository, and must be exactly its text. In a console
 block a line `…` stands for any number of output lines, and a `…` within a line
 for any text (the list of every layer type in an error, which grows with each op).
 
@@ -52,6 +54,7 @@ class Example:
     kind: str
     file: str | None
     text: str
+    shows: str | None = None  # the repository file the example shows as it is
 
     @property
     def id(self) -> str:
@@ -67,7 +70,7 @@ def examples(doc: Path) -> list[Example]:
             continue
         attrs = dict(w.split("=", 1) for w in words[1:] if "=" in w)
         line = text.count("\n", 0, match.start()) + 1
-        found.append(Example(doc, line, words[0], attrs.get("file"), match.group(2)))
+        found.append(Example(doc, line, words[0], attrs.get("file"), match.group(2), attrs.get("shows")))
     return found
 
 
@@ -100,6 +103,10 @@ def test_the_docs_have_examples():
 @pytest.mark.parametrize("example", SPECS, ids=lambda e: e.id)
 def test_spec_example(example: Example, workdir: Path, monkeypatch):
     monkeypatch.chdir(workdir)  # `use` in a spec given as text is relative to the working folder
+    if example.shows:
+        assert example.text == (ROOT / example.shows).read_text(encoding="utf-8"), (
+            f"{example.id} shows {example.shows}, but not as the file now reads"
+        )
     if example.kind == "arch-fragment":
         parse(Source(example.id, example.text))
         return

@@ -160,3 +160,10 @@ def test_split_se_options_and_functions_are_written_like_calls():
     text = "input 64x8x8\nsplit ( 16 , 48 ) -> a , b\n@a conv1-( divisible ( 8 * 1.1 , 8 ) ) -> c\n@c se < 4 , act = silu >\n"
     assert assert_formats_safely(text) == (
         "input 64x8x8\nsplit(16, 48) -> a, b\n@a conv1-(divisible(8*1.1, 8)) -> c\n@c se<4, act=silu>\n")
+
+
+def test_the_zoo_as_committed_is_formatted(run_archdsl, repo_root):
+    """The zoo is what `archdsl fmt` writes, so that `fmt --check` is a usable CI step for specs."""
+    specs = sorted(str(p.relative_to(repo_root)) for p in (repo_root / "specs").rglob("*.arch"))
+    result = run_archdsl("fmt", "--check", *specs)
+    assert result.returncode == 0, result.stdout + result.stderr

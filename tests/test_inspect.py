@@ -13,7 +13,6 @@ Run with -s to see the figures; the four measurements are marked slow.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -395,7 +394,7 @@ def test_feature_maps_of_an_fc_say_it_has_no_spatial_map(quick, quick_dir, tmp_p
 
 def test_a_checkpoint_of_another_spec_names_the_tensor_that_differs(quick_dir, tmp_path, capsys):
     other = tmp_path / "other.arch"
-    other.write_text(LENET.read_text().replace("conv5-6  tanh", "conv5-8  tanh"))
+    other.write_text(LENET.read_text().replace("conv5-6 tanh", "conv5-8 tanh"))
     assert main(["inspect", str(other), str(quick_dir), "-o", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert "was not trained from spec 'lenet5'" in err

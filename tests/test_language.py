@@ -8,6 +8,7 @@ import pytest
 import archdsl
 from archdsl.ir import BlockKind
 from archdsl import ArchError
+from archdsl import ops
 from archdsl.ops import BatchNorm, Conv, ReLU
 
 
@@ -449,3 +450,18 @@ def test_relu_after_a_fc_in_a_flat_network():
     net = archdsl.load("input 16x5x5\nfc-4 relu fc-2")
     assert isinstance(net.layers[2].op, ReLU)
     assert net.params == 400 * 4 + 4 + 4 * 2 + 2
+
+
+def test_a_layer_type_passed_to_a_block_is_written_as_a_layer():
+    net = archdsl.load(
+        "input 16x8x8\nblock bneck(e, c, nl=relu) = [conv1-e nl conv3-e(groups=e) nl conv1-c]\n"
+        "bneck(64, 24) bneck(72, 24, hardswish) bneck(24, 24, nl=leakyrelu)"
+    )
+    families = [layer.op.family for layer in net.layers if layer.op.kind is ops.Kind.ACTIVATION]
+    assert families == ["relu"] * 2 + ["hardswish"] * 2 + ["leakyrelu"] * 2
+    assert net.layer("bneck2.hardswish1").token == "hardswish"  # the table shows the layer, not the parameter
+
+
+def test_a_misspelled_layer_type_argument_is_an_undefined_name():
+    with pytest.raises(ArchError, match=r"undefined name 'hardswsh'; did you mean 'hardswish'\?"):
+        archdsl.load("input 16x8x8\nblock b(nl) = [conv1-8 nl]\nb(hardswsh)")

@@ -6,7 +6,6 @@ registry (completion) and from the docs' `# → shape` notes (inlay hints), not 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from pathlib import Path
 

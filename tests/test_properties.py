@@ -31,7 +31,8 @@ TOKENS = [
     "upsample(2)", "flatten", "add(@x)", "concat(@x)", "-> x", "-> y", "@x", "@input", "se<4>",
     "residual<", "inception<", "|", ">", "[", "]", "*", "2", "3", "(", ")", "=", ",", "c", "s",
     "block b(c, s=1) =", "b(8)", "b(16, s=2)", "b", "after conv =", "defaults maxpool(ceil=true)",
-    "network n", "input 3x32x32", "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
+    "network n", "input 3x32x32", 'use "lib/resnet_blocks.arch"', 'use "../README.md"', 'use "/etc/passwd"',
+    'use "nothere.arch"', 'use "../specs/lib/resnet_blocks.arch"', "input 8x100", "\n", "#", "-", "/", "//", "0", "1000", "x",
     # the mobile and modern families' ops and syntax
     "relu6", "silu", "swish", "hardswish", "hardsigmoid", "mish", "elu(0.5)", "prelu", "prelu(per_channel=true)",
     "mul(@x)", "layerscale", "layernorm", "ln(eps=1e-6)", "groupnorm(4)", "gn(2)", "shuffle(2)", "shuffle(3)",
@@ -41,6 +42,13 @@ TOKENS = [
     "conv-8(kernel=3)", "conv-c(kernel=k, groups=in_channels)", "block m(k, t=2) =", "m(3)", "m(k=5, t=1)",
     "conv1-(divisible(c * 1.1, 8))", "* (ceil(2 * 1.2))", "max(", "min(", "ceil(", "divisible(", "in_channels", "1.1",
 ]
+
+# Numbers of up to 6,000 digits: Python's int() refuses 4,300, and sizes stop at 10^15.
+BIG_NUMBERS = st.one_of(
+    st.integers(1, 6000).map(lambda n: "9" * n),
+    st.text(alphabet="0123456789", min_size=15, max_size=120),
+    st.sampled_from(["999999999999999", "1000000000000000", "4294967296", "18446744073709551617"]),
+)
 
 ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzCFINX0123456789-/()[]<>|@*=,.#\"% \n\t_+-"))
 
@@ -95,9 +103,51 @@ def test_random_token_sequences(tokens):
     check("input 8x16x16\n" + " ".join(tokens))
 
 
+# Where a number can be written: {} takes it. Sizes, counts, strides, options, arithmetic, train values.
+NUMBER_PLACES = [
+    "input {}", "input 3x{}x8", "input 3x8x8\nconv3-8 * {}", "input 3x8x8\nconv{}-8", "input 3x8x8\nconv3x{}-8",
+    "input 3x8x8\nconv3-{}", "input 3x8x8\nconv3-8/{}", "input 3x8x8\nconv3-8(pad={})",
+    "input 3x8x8\nconv3-8(dilation={})", "input 3x8x8\nmaxpool{}/{}", "input 1x{}\nmaxpool{}/{}",
+    "input 3x8x8\nconv3-(2*{})", "input 3x8x8\nconv3-({}//{})", "input 3x8x8\nupsample({})",
+    "input 3x8x8\nrelu dropout(0.{})", "input 3x8x8\nrelu dropout({}e-{})", "input 3x8x8\n[relu] * ({}-{})",
+    "block b(c={}) = conv3-c\ninput 3x8x8\nb", "input 3x8x8\nse<{}>", "input 3x8x8\nfc-{}",
+    "input 3x8x8\nrelu\ntrain {{ epochs = {} }}", "input 3x8x8\nrelu\ntrain {{ lr = {}.{} }}",
+    "input 3x8x8\nrelu\ntrain {{ schedule = step({}, 0.1) }}",
+]
+
+
+@SETTINGS
+@given(st.sampled_from(NUMBER_PLACES), st.lists(BIG_NUMBERS, min_size=3, max_size=3))
+def test_big_numbers_anywhere(place, numbers):
+    check(place.format(*numbers))
+
+
+@SETTINGS
+@given(st.integers(1, 60), st.integers(2, 4), st.sampled_from(["a*2", "a*2+{k}", "a+{k}", "a", "(a*{k})%7+1"]),
+       st.sampled_from(["relu", "conv1-(a % 8 + 1)", "[relu * (a % 3)]", "fc-(a % 5 + 1)"]))
+def test_exponential_blocks(depth, fan_out, argument, leaf):
+    """Each block calls the one below `fan_out` times with different arguments: fan_out^depth layers,
+    counted (and refused past the limit) without visiting them one by one."""
+    lines = ["input 3x8x8", f"block f0(a) = {leaf}"]
+    for level in range(1, depth + 1):
+        calls = " ".join(f"f{level - 1}({argument.format(k=k)})" for k in range(fan_out))
+        lines.append(f"block f{level}(a) = [{calls}]")
+    check("\n".join(lines + [f"f{depth}(1)"]))
+
+
+# Residuals on vectors (fc after fc) and on maps, with and without a shortcut, widths changing or not.
+@SETTINGS
+@given(st.sampled_from(["input 16", "input 3x8x8\nflatten", "input 3x8x8\ngap", "input 3x8x8"]),
+       st.lists(st.sampled_from(["fc-16", "fc-4", "fc-(16)", "relu", "bn", "dropout(0.1)", "conv1-16", "se<2>",
+                                 "layernorm", "flatten", "gap"]), min_size=0, max_size=4),
+       st.sampled_from(["", "| fc-16", "| fc-4", "| relu", "| conv1-16"]), st.integers(1, 3))
+def test_vector_residuals(head, body, shortcut, repeat):
+    check(f"{head}\nfc-16\n" + f"residual< {' '.join(body)} {shortcut} >\n" * repeat + "fc-10")
+
+
 def mutate(data, text: str) -> str:
     for _ in range(data.draw(st.integers(1, 4), label="mutations")):
-        kind = data.draw(st.sampled_from(["delete", "insert", "replace", "swap", "duplicate"]), label="kind")
+        kind = data.draw(st.sampled_from(["delete", "insert", "replace", "swap", "duplicate", "number"]), label="kind")
         if not text:
             text = "x"
         i = data.draw(st.integers(0, len(text) - 1), label="at")
@@ -106,6 +156,10 @@ def mutate(data, text: str) -> str:
             text = text[:i] + text[j:]
         elif kind == "insert":
             text = text[:i] + data.draw(st.text(alphabet=ALPHABET, min_size=1, max_size=4), label="insert") + text[i:]
+        elif kind == "number":  # a digit of the text becomes a huge number, or one is inserted
+            digits = [k for k, c in enumerate(text) if c.isdigit()] or [i]
+            at = data.draw(st.sampled_from(digits), label="digit")
+            text = text[:at] + data.draw(BIG_NUMBERS, label="number") + text[at + 1 :]
         elif kind == "replace":
             text = text[:i] + data.draw(ALPHABET, label="char") + text[i + 1 :]
         elif kind == "swap":

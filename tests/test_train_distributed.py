@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 import torch
 
 import archdsl
@@ -34,3 +40,44 @@ def test_the_launcher_environment_is_read(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     ctx = context_from_env()
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (3, 4, 1, False)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def _rank(pid: int) -> int | None:
+    env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return next((int(v[5:]) for v in env if v.startswith(b"RANK=")), None)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_summed_up_with_how_to_resume(tmp_path):
+    """kill -9 of rank 1 mid-run: which rank died and how, and the command that resumes; no torchrun traceback."""
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY)
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "ARCHDSL_DEBUG"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "archdsl", "train", str(spec), "--nproc", "2", "--epochs", "500", "--out", str(out),
+         "--optimizer", "adam", "--lr", "0.01", "--augment", "none", "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in launcher.stdout:  # rank 0 reports each finished epoch; its checkpoint is written by then
+            if line.startswith("epoch 2/500"):
+                break
+        victim = next(pid for pid in _children(launcher.pid) if _rank(pid) == 1)
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 1
+    assert "Traceback" not in stderr and "ChildFailedError" not in stderr and "internal error" not in stderr, stderr
+    assert f"rank 1 (local rank 1, pid {victim}) was killed by SIGKILL" in stderr
+    assert f"continue with: archdsl train --resume {out} --nproc 2" in stderr
+    assert len(stderr.strip().splitlines()) <= 5, stderr
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] >= 2

@@ -207,7 +207,8 @@ def test_resnet152_opens_at_its_bottlenecks_in_the_papers_stages(browser, pages,
     page.wait_for(f"document.getElementById('panel').dataset.item === {conv!r}")
     panel = page.evaluate(PANEL)
     layer = net.layer(conv)
-    assert "conv3-256" in panel and "conv3-c/s" in panel  # resolved, and as the block writes it
+    assert layer.op.describe() == "conv3-256" and layer.token.startswith("conv3-width/s")
+    assert "conv3-256" in panel and layer.token in panel  # resolved, and as the block writes it
     assert f"{layer.params:,}" in panel and "conv4_x" in panel and "resnet_blocks.arch:" in panel
     print(f"\nchromium: resnet152: {len(nodes)} boxes at depth 1 in {len(stages)} stage frames, none outside;"
           f" {block} opened, {conv} pinned in the panel")

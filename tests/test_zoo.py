@@ -26,7 +26,8 @@ def test_the_zoo_is_all_there():
         "inception_naive", "inception_bottleneck", "googlenet", "unet_small", "audio_1d", "c3d",
         # torchvision's networks, pinned to tests/reference/ by test_zoo_reference.py
         "densenet121", "inception_v3", "mnasnet1_0", "regnet_x_400mf", "resnext50_32x4d", "squeezenet1_1",
-        "vgg16_bn", "wide_resnet50_2",
+        "vgg16_bn", "wide_resnet50_2", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+        "efficientnet_b0", "efficientnet_b1", "shufflenet_v2_x1_0", "convnext_tiny",
     }
     assert expected <= set(ZOO)
 

@@ -10,6 +10,7 @@ and test_onnx.py, at reference.zoo.SMALL_SIDES.
 from __future__ import annotations
 
 import functools
+import re
 from collections import Counter
 
 import pytest
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 import reference
-from reference.zoo import PINNED, SMALL_SIDES, SPECS, load_spec, settle_batch_norms
+from reference.zoo import PINNED, SMALL_SIDES, SPECS, load_spec, load_text, settle
 
 import archdsl
 
@@ -77,7 +78,9 @@ def test_weight_shapes_are_the_references(name):
 @pytest.mark.parametrize("name", PINNED)
 def test_macs_are_the_references(name):
     # Both count a convolution as output elements × kernel elements × in_channels/groups and a
-    # linear layer as in_features × out_features. The reference runs at torchvision's eval crop;
+    # linear layer as output elements × in_features: ConvNeXt's per-position linears (nn.Linear on
+    # channels-last maps; fc(pointwise=true) in the spec) count at each of their H×W positions in
+    # both, as torchvision's published 4.456 GFLOPS does. The reference runs at torchvision's eval crop;
     # squeezenet1_1's spec reads 223 where torchvision feeds 224: conv1's 3x3/2 windows give
     # 111x111 from both (224's last row and column are never read), so every later count agrees.
     net = spec(name)
@@ -103,17 +106,29 @@ def test_archdsl_check_prints_the_published_counts_without_a_warning(run_archdsl
 
 # --- the reference's weights in the spec's module --------------------------------------------
 
+# Where a reference registers a block's tensors in another order than the spec's module does: a
+# pattern cutting a key into its block and the part of the block it belongs to, and the parts in
+# the order the spec's module registers them (a stable sort within each block).
+REGISTRATION_ORDERS = {
+    # RegNet registers a block's projection shortcut (`proj`) before its main path (`f`);
+    # archdsl's residual registers the body first and the shortcut after it.
+    "regnet_x_400mf": (re.compile(r"(?P<block>.*?)\.(?P<part>f|proj)\."), ("f", "proj")),
+    # ConvNeXt's CNBlock holds its `layer_scale` itself, and a state_dict lists a module's own
+    # tensors before its children's; the spec's layerscale is a layer after the block's linears.
+    "convnext_tiny": (re.compile(r"(?P<block>.*?)\.(?P<part>block\.|layer_scale$)"), ("block.", "layer_scale")),
+}
+
+
 def reference_order(name: str, keys: list) -> list:
-    """The reference's weight keys in the order the spec's module registers the same tensors.
-    torchvision's RegNet registers a block's projection shortcut (`proj`) before its main path
-    (`f`); archdsl's residual registers the body first and the shortcut after it."""
-    if name != "regnet_x_400mf":
+    """The reference's weight keys in the order the spec's module registers the same tensors."""
+    if name not in REGISTRATION_ORDERS:
         return keys
+    pattern, parts = REGISTRATION_ORDERS[name]
     blocks: dict = {}
     for key in keys:
-        block, _, rest = key.partition(".proj.") if ".proj." in key else key.partition(".f.")
-        blocks.setdefault(block if rest else key, []).append(key)
-    return [key for group in blocks.values() for key in sorted(group, key=lambda k: ".proj." in k)]
+        match = pattern.match(key)
+        blocks.setdefault(match["block"] if match else key, []).append((parts.index(match["part"]) if match else 0, key))
+    return [key for group in blocks.values() for _, key in sorted(group, key=lambda ranked: ranked[0])]
 
 
 def load_reference_weights(module: nn.Module, ref: nn.Module, name: str) -> None:
@@ -143,19 +158,23 @@ def random_weights(module: nn.Module, seed: int = 0) -> nn.Module:
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) / fan_in ** 0.5)
             else:
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
-    return settle_batch_norms(module, seed)
+    return settle(module, seed)
 
 
-# VGG-16-bn's fc6 reads 512x7x7 (the reference pools any input to 7x7 first), so it runs at its
-# own size; the others run at SMALL_SIDES (the references pool adaptively, the specs' weights do
-# not depend on the input size).
-LOGIT_SIDES = {**SMALL_SIDES, "vgg16_bn": 224, "resnet18": 64, "resnet50": 64}
+# At SMALL_SIDES: the networks and their references pool adaptively before their classifiers
+# (VGG-16-bn to 7x7, the others to 1x1), so the weights do not depend on the input's size.
+LOGIT_SIDES = {**SMALL_SIDES, "resnet18": 64, "resnet50": 64}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n == "vgg16_bn" else []) for n in PINNED])
+@pytest.mark.parametrize("name", PINNED)
 def test_the_references_weights_give_the_references_logits(name):
+    assert_computes_the_references_logits(load_spec(name, LOGIT_SIDES[name]), name)
+
+
+def assert_computes_the_references_logits(net: archdsl.Network, name: str) -> None:
+    """`net`'s module, given reference `name`'s (random, trained-looking) weights one to one,
+    computes its logits to 1e-5 of their magnitude."""
     ref = random_weights(reference.build(name, device="meta")).eval()
-    net = load_spec(name, LOGIT_SIDES[name])
     with torch.device("meta"):
         module = net.to_torch()
     module = module.to_empty(device="cpu").eval()
@@ -166,3 +185,31 @@ def test_the_references_weights_give_the_references_logits(name):
     scale = float(want.abs().max())
     assert 1e-2 < scale < 1e8  # the comparison means something: the logits have not faded away
     assert float((got - want).abs().max()) <= 1e-5 * scale
+
+
+# --- compound scaling: EfficientNet-B2 from B0's table ----------------------------------------
+
+def efficientnet_b2(side: int) -> archdsl.Network:
+    """B2 as the zoo's B0 and B1 are written: specs/lib/efficientnet.arch's table at width 1.1 and
+    depth 1.2 (Tan & Le, 2019, section 3.3), with torchvision's dropout for B2."""
+    return load_text(f"""use "lib/efficientnet.arch"
+network efficientnet_b2
+input 3x{side}x{side}
+efficientnet(width=1.1, depth=1.2, dropout=0.3)
+""")
+
+
+def test_efficientnet_b2_is_b0s_table_scaled_in_width_and_depth():
+    # The paper evaluates B2 at 260x260, torchvision at 288x288 (the crop of the weights it
+    # ported): the parameters are torchvision's at either, the MACs are compared at 288.
+    net = efficientnet_b2(260)
+    assert net.params == reference.PUBLISHED_PARAMS["efficientnet_b2"] == 9_109_994
+    assert net.outputs == {"output": (1000,)} and net.warnings == []
+    assert [layer.op.p for layer in net.layers if layer.op.family == "dropout"] == [0.3]
+    ref = reference_on_meta("efficientnet_b2")
+    with torch.device("meta"):
+        mine = Counter(shape for _, shape in layout(net.to_torch()))
+    assert mine == reference.weight_shapes(ref)
+    at_torchvisions_crop = efficientnet_b2(reference.INPUT_SIZES["efficientnet_b2"])
+    assert at_torchvisions_crop.macs == reference.macs(ref, reference.input_shape("efficientnet_b2"))
+    assert_computes_the_references_logits(efficientnet_b2(SMALL_SIDES["efficientnet_b1"]), "efficientnet_b2")

@@ -65,8 +65,10 @@ def _compile_torch(net, output: Path, args) -> None:
         else:
             print(f"{args.checkpoint} fits by structure, not by name; `archdsl compile --target onnx --checkpoint`"
                   " writes a file with the weights", file=sys.stderr)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(generate_source(net, init=args.init))
+    from archdsl import files
+
+    files.make_folder(output.parent if str(output.parent) else ".")
+    files.write_text(output, generate_source(net, init=args.init))
 
 
 def _compile_onnx(net, output: Path, args) -> None:

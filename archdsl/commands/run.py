@@ -9,7 +9,8 @@ def add_parser(subparsers) -> None:
         "run",
         help="run a TVM build exported by `archdsl compile --target tvm`",
         description="Load OUT (model.so, meta.json) with the TVM runtime alone and run it on an input array "
-        "(batch first, .npy). Prints a summary of each output, or saves them with -o.",
+        "(batch first, .npy). Prints a summary of each output, or saves them with -o. OUT is native code that "
+        "runs in this process: run only folders you built or got from a source you trust.",
     )
     p.add_argument("out", metavar="OUT", help="the folder `archdsl compile --target tvm -o OUT` wrote")
     p.add_argument("--input", required=True, metavar="X.npy", help="input array, batch first, float32")
@@ -28,6 +29,7 @@ def _summary(name: str, array) -> str:
 def run(args) -> int:
     import numpy as np
 
+    from archdsl import files
     from archdsl.backends.tvm import run_exported
     from archdsl.errors import ArchError
 
@@ -36,13 +38,14 @@ def run(args) -> int:
     for name, array in named.items():
         print(_summary(name, array))
     if args.output:
-        if args.output.endswith(".npz"):
-            np.savez(args.output, **named)
-        elif args.output.endswith(".npy"):
-            if len(named) > 1:
-                raise ArchError(f"{args.out} has {len(named)} outputs ({', '.join(named)}); save them with -o Y.npz")
-            np.save(args.output, next(iter(named.values())))
-        else:
+        if not args.output.endswith((".npz", ".npy")):
             raise ArchError(f"-o takes a .npy or .npz file. Received: {args.output}")
+        if args.output.endswith(".npy") and len(named) > 1:
+            raise ArchError(f"{args.out} has {len(named)} outputs ({', '.join(named)}); save them with -o Y.npz")
+        with files.atomic_write(args.output) as file:
+            if args.output.endswith(".npz"):
+                np.savez(file, **named)
+            else:
+                np.save(file, next(iter(named.values())))
         print(f"saved to {args.output}", file=sys.stderr)
     return 0

@@ -77,13 +77,22 @@ def run(args) -> int:
     from archdsl.train.config import override, overrides_from_pairs, resolve_config
     from archdsl.train.loop import Interrupted, RunOptions, report_interrupt, train
 
+    if args.threads is not None and args.threads < 1:
+        raise ArchError(f"--threads expects a number of CPU threads >= 1, got {args.threads}")
     launcher = {k: getattr(args, f"launch_{k}") for k in distributed.LAUNCHER_OPTIONS}
     if args.nproc is not None:
         if args.nproc < 1:
             raise ArchError(f"--nproc expects a number of processes >= 1, got {args.nproc}")
         if distributed.context_from_env().distributed:
             raise ArchError("--nproc inside a distributed launch; run either torchrun or --nproc, not both")
-        return distributed.launch(args.nproc, _child_argv(args), launcher)
+        if not args.spec and not args.resume:
+            raise ArchError("archdsl train needs a SPEC (or --resume RUN_DIR)")
+        if not args.out and not args.resume:  # named here, so that a failure can say what to resume
+            from archdsl.train.rundir import new_run_dir
+
+            args.out = str(new_run_dir(archdsl.load(args.spec).name))
+        run_dir = Path(args.resume or args.out)
+        return distributed.launch(args.nproc, _child_argv(args), launcher, run_dir)
 
     overrides = [override(key, getattr(args, f"set_{key}")) for _, key, _, _ in SETTING_FLAGS
                  if getattr(args, f"set_{key}") is not None]
@@ -94,7 +103,7 @@ def run(args) -> int:
         if not args.spec:
             raise ArchError("archdsl train needs a SPEC (or --resume RUN_DIR)")
         net = archdsl.load(args.spec)
-        config = resolve_config(net.train_settings, overrides)
+        config = resolve_config(net.train_settings, overrides, net.input_shape)
     for warning in net.warnings:
         print(warning.format(), file=sys.stderr)
     for flag, value in (("--workers", args.workers), ("--progress-every", args.progress_every)):
@@ -111,6 +120,8 @@ def run(args) -> int:
     except Interrupted as exc:
         report_interrupt(exc)
         return 130
+    except RuntimeError as exc:  # in a distributed run: another process has gone, DDP's backward noticed
+        raise distributed.lost_peer(exc) or exc
     return 0
 
 
@@ -128,8 +139,13 @@ def _resumed(run_dir, spec_arg, overrides):
     config_file = run_dir / "config.json"
     if not (run_dir / "last.pt").exists() or not config_file.exists():
         raise ArchError(f"--resume {run_dir}: not a run folder with last.pt and config.json (did its first epoch finish?)")
-    saved = json.loads(config_file.read_text())
-    config = TrainConfig.from_json(saved)
+    try:
+        saved = json.loads(config_file.read_bytes())
+    except (ValueError, OSError) as exc:
+        raise ArchError(f"--resume {run_dir}: {config_file} cannot be read as JSON ({exc}); it is damaged") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("spec"), str):
+        raise ArchError(f"--resume {run_dir}: {config_file} is not the config.json archdsl train writes")
+    config = TrainConfig.from_json(saved, f"the settings in {config_file}")
     for setting in overrides:  # keys are canonical here
         if setting.key != "epochs":
             raise ArchError(f"a resumed run keeps its settings; only --epochs may change (got {setting.key})",

@@ -30,6 +30,10 @@ def run(args) -> int:
 
     if args.trials is not None and args.trials < 1:
         raise ArchError(f"--trials must be at least 1. Received: {args.trials}")
+    if args.batch < 1:
+        raise ArchError(f"--batch must be at least 1. Received: {args.batch}")
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise ArchError(f"--time-limit must be a number of seconds > 0. Received: {args.time_limit}")
     result = tune(
         args.spec,
         trials=args.trials,

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from archdsl import files
+
 # between tiles: a dark blue that no grey image has, so it is never mistaken for the grey (the
 # data set's mean) that fills the part of a patch lying in the padding
 _GAP = (0.12, 0.2, 0.4)
@@ -79,7 +81,8 @@ def save_png(image: np.ndarray, path: Path, tile: int | None = None) -> Path:
     picture = Image.fromarray(pixels)
     if factor > 1:
         picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
-    picture.save(path)
+    with files.atomic_write(path) as file:
+        picture.save(file, format="PNG")
     return path
 
 
@@ -100,8 +103,7 @@ def heatmap(values: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    files.save_figure(fig, path, dpi=100)
     return path
 
 
@@ -117,6 +119,5 @@ def scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str], path: 
         ax.legend(markerscale=2, fontsize=8, loc="best", title="class")
     ax.set(title=title, xticks=[], yticks=[])
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    files.save_figure(fig, path, dpi=100)
     return path

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from archdsl import files
 from archdsl.errors import ArchError
 from archdsl.ops import Conv
 
@@ -146,9 +147,9 @@ def write_report(inspection, out: Path, options: ReportOptions = ReportOptions()
     figures["saliency"] = _saliency(page, trained, picked, options)
     figures["patches"] = _patches(page, trained, layers, options)
     figures["embedding"] = _embedding(page, inspection, options)
-    (out / "summary.json").write_text(json.dumps(figures, indent=2) + "\n")
+    files.write_text(out / "summary.json", json.dumps(figures, indent=2) + "\n")
     report = out / "report.html"
-    report.write_text(page.document(f"{trained.net.name}: archdsl inspect"))
+    files.write_text(report, page.document(f"{trained.net.name}: archdsl inspect"))
     return Report(report, tuple(page.pngs), figures)
 
 

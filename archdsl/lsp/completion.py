@@ -14,11 +14,9 @@ not parse yet; names come from the latest analysis that had a syntax tree.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from lsprotocol import types
 
-from .. import ast
 from ..expand import resolve_family
 from ..ops import REGISTRY
 from .analysis import Analysis, block_around, names_in_scope

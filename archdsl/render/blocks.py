@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import files
 from ..network import Network
 from ..shapes import Shape
 from . import labels, style
@@ -261,11 +262,6 @@ def _shade(hex_colour: str, factor: float) -> str:
 def write_figure(net: Network, path: Path, fmt: str, depth: int | None = None) -> None:
     fig = figure(net, depth)
     if fmt == "tex":
-        try:
-            path.write_text(tikz(fig, net.name, path.stem), encoding="utf-8")
-        except OSError as exc:
-            from .output import RenderError
-
-            raise RenderError(f"cannot write the figure to {path}: {exc.strerror or exc}") from None
+        files.write_text(path, tikz(fig, net.name, path.stem))
         return
     write_matplotlib(fig, path, fmt)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import files
 from .output import RenderError
 
 FONT_PT = 8.0
@@ -111,12 +112,7 @@ def write_matplotlib(figure: Figure, path: Path, fmt: str) -> None:
                 ax.text(*item.at, item.text, fontsize=item.size, ha={"start": "left", "middle": "center", "end": "right"}[item.anchor],
                         va=item.baseline if item.baseline != "center" else "center_baseline",
                         fontweight="bold" if item.bold else "normal", color=item.colour, zorder=z)
-        try:
-            fig.savefig(path, format=fmt, metadata=_metadata(fmt))
-        except OSError as exc:
-            raise RenderError(f"cannot write the figure to {path}: {exc.strerror or exc}") from None
-        finally:
-            plt.close(fig)
+        files.save_figure(fig, path, format=fmt, metadata=_metadata(fmt))
 
 
 def _metadata(fmt: str) -> dict:

@@ -6,9 +6,9 @@ says what to do, so that the CLI prints it and exits 1.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from .. import files
 from ..errors import ArchError
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html"}
@@ -34,27 +34,18 @@ def output_format(path: Path, style: str = "graph") -> str:
 
 def check_writable(path: Path) -> None:
     """Fail before the layout (seconds on a large network) rather than after it."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise RenderError(f"cannot write the diagram to {path}: it is a folder")
-    if folder.exists() and not folder.is_dir():
-        raise RenderError(f"cannot write the diagram to {path}: {folder} is a file, not a folder")
-    if not folder.is_dir():  # created, as `compile -o` and `train --out` create theirs
-        try:
-            folder.mkdir(parents=True)
-        except OSError as exc:
-            raise RenderError(f"cannot write the diagram to {path}: cannot create the folder {folder}: "
-                              f"{exc.strerror or exc}") from None
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise RenderError(f"cannot write the diagram to {path}: permission denied")
+    try:
+        files.check_writable(path)  # creates the folder, as `compile -o` and `train --out` create theirs
+    except ArchError as err:
+        raise RenderError(f"cannot write the diagram: {err.message}") from None
 
 
 def write(digraph, path: Path, fmt: str) -> None:
     data = digraph.source.encode("utf-8") if fmt == "dot" else run_dot(digraph, fmt)
     try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise RenderError(f"cannot write the diagram to {path}: {exc.strerror or exc}") from None
+        files.write_bytes(path, data)
+    except ArchError as err:
+        raise RenderError(f"cannot write the diagram: {err.message}") from None
 
 
 def run_dot(digraph, fmt: str) -> bytes:

@@ -18,6 +18,7 @@ import json
 import re
 from pathlib import Path
 
+from .. import files
 from ..hierarchy import Hierarchy
 from ..ir import BlockInstance
 from ..network import Network
@@ -33,10 +34,7 @@ AUTO_DEPTH_BOXES = 60  # a network drawn in more boxes than this opens with its 
 
 
 def write_page(net: Network, path: Path, depth: int | None = None) -> None:
-    try:
-        path.write_text(page(net, depth), encoding="utf-8")
-    except OSError as exc:
-        raise RenderError(f"cannot write the page to {path}: {exc.strerror or exc}") from None
+    files.write_text(path, page(net, depth))
 
 
 def page(net: Network, depth: int | None = None) -> str:

@@ -17,22 +17,50 @@ from archdsl import ast
 from archdsl.errors import ArchError, Span, did_you_mean
 from archdsl.train import settings as read
 
-# name -> the order of its positional arguments (also the only keywords it takes)
-OPTIMIZERS: dict[str, tuple[str, ...]] = {
-    "sgd": ("momentum", "nesterov", "dampening"),
-    "adam": ("beta1", "beta2", "eps"),
-    "adamw": ("beta1", "beta2", "eps"),
-    "rmsprop": ("alpha", "momentum", "eps"),
+Range = read.Range
+UNIT = Range(float, 0, 1)  # a fraction, both ends included
+UNIT_OPEN = Range(float, 0, 1, high_open=True)  # a decay rate: 1 would never forget
+POSITIVE = Range(float, 0, low_open=True)
+NON_NEGATIVE = Range(float, 0)
+MAX_SEED = 2**32 - 1  # numpy's seeds stop here
+DEFAULT_SGD_MOMENTUM = 0.9  # optim.make_optimizer's, for sgd without momentum=
+
+# name -> its arguments, in positional order (also the only keywords it takes), each with its range
+OPTIMIZERS: dict[str, dict[str, Range]] = {
+    "sgd": {"momentum": NON_NEGATIVE, "nesterov": Range(bool), "dampening": UNIT},
+    "adam": {"beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "eps": POSITIVE},
+    "adamw": {"beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "eps": POSITIVE},
+    "rmsprop": {"alpha": UNIT, "momentum": NON_NEGATIVE, "eps": POSITIVE},
 }
-SCHEDULES: dict[str, tuple[str, ...]] = {
-    "constant": (),
-    "step": ("every", "gamma"),  # step(30, 0.1): lr * 0.1 every 30 epochs
-    "cosine": ("min_lr",),
-    "plateau": ("factor", "patience", "threshold"),  # divide by 10 when validation error plateaus
+SCHEDULES: dict[str, dict[str, Range]] = {
+    "constant": {},
+    "step": {"every": Range(int, 1), "gamma": Range(float, 0, 1, low_open=True)},  # step(30, 0.1): lr * 0.1 every 30 epochs
+    "cosine": {"min_lr": NON_NEGATIVE},
+    # divide by 10 when validation error plateaus
+    "plateau": {"factor": Range(float, 0, 1, low_open=True, high_open=True), "patience": Range(int, 0),
+                "threshold": NON_NEGATIVE},
 }
 SCHEDULE_ALIASES = {"none": "constant"}
-AUGMENTATIONS: dict[str, tuple[str, ...]] = {"crop": ("pad",), "flip": ("p",), "resized_crop": ("min_scale", "max_ratio"),
-                                             "jitter": ("brightness", "contrast", "saturation")}
+AUGMENTATIONS: dict[str, dict[str, Range]] = {
+    "crop": {"pad": Range(int, 0)},
+    "flip": {"p": UNIT},
+    "resized_crop": {"min_scale": Range(float, 0, 1, low_open=True), "max_ratio": Range(float, 1)},
+    "jitter": {"brightness": UNIT_OPEN, "contrast": UNIT_OPEN, "saturation": UNIT_OPEN},
+}
+# The numeric settings' ranges: read from a spec by them, and checked again on any TrainConfig (check_config).
+RANGES: dict[str, Range] = {
+    "val_fraction": Range(float, 0, 0.9),
+    "test_fraction": Range(float, 0, 0.9),
+    "batch_size": Range(int, 1),
+    "epochs": Range(int, 1),
+    "lr": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "warmup": Range(int, 0),
+    "label_smoothing": Range(float, 0, 0.99),
+    "seed": Range(int, 0, MAX_SEED),
+    "aux_weight": NON_NEGATIVE,
+    "num_classes": Range(int, 1),
+}
 INIT_SCHEMES = ("auto", "kaiming", "xavier", "torch")  # the PyTorch backend's; auto: kaiming
 NORMALIZATIONS = ("dataset", "none")
 
@@ -87,22 +115,35 @@ class TrainConfig:
         return values
 
     @classmethod
-    def from_json(cls, values: Mapping[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)} - {"spans"}
-        data = {k: v for k, v in values.items() if k in known}
+    def from_json(cls, values: Mapping[str, Any], where: str = "the saved settings") -> "TrainConfig":
+        """The config `to_json` wrote; `where` names the file in the error when the values are damaged."""
+        try:
+            known = {f.name for f in dataclasses.fields(cls)} - {"spans"}
+            data = {k: v for k, v in values.items() if k in known}
 
-        def as_call(entry: Mapping[str, Any]) -> Call:
-            entry = dict(entry)
-            name = entry.pop("name")
-            return name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()))
+            def as_call(entry: Mapping[str, Any]) -> Call:
+                entry = dict(entry)
+                name = entry.pop("name")
+                return name, tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()))
 
-        if "optimizer" in data:
-            data["optimizer"] = as_call(data["optimizer"])
-        if "schedule" in data:
-            data["schedule"] = as_call(data["schedule"])
-        if "augment" in data:
-            data["augment"] = tuple(as_call(entry) for entry in data["augment"])
-        return cls(**data)
+            if "optimizer" in data:
+                data["optimizer"] = as_call(data["optimizer"])
+            if "schedule" in data:
+                data["schedule"] = as_call(data["schedule"])
+            if "augment" in data:
+                data["augment"] = tuple(as_call(entry) for entry in data["augment"])
+            config = cls(**data)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ArchError(f"{where} are damaged ({type(exc).__name__}: {exc}); expected what archdsl train wrote")
+        wrong = [f.name for f in dataclasses.fields(cls) if f.name in {"dataset", "normalize", "init"}
+                 and not isinstance(getattr(config, f.name), str)]
+        if wrong:
+            raise ArchError(f"{where} are damaged: {', '.join(wrong)} should be text")
+        try:
+            check_config(config)
+        except ArchError as err:
+            raise ArchError(f"{where} are damaged: {err.message}") from None
+        return config
 
     def describe(self) -> str:
         """One line: what will be trained how."""
@@ -119,14 +160,10 @@ class TrainConfig:
 # ---- reading settings -------------------------------------------------------------------------------
 
 
-def _call_setting(table: dict[str, tuple[str, ...]], what: str, aliases: Mapping[str, str] = {}) -> Callable:
+def _call_setting(table: dict[str, dict[str, read.Range]], what: str, aliases: Mapping[str, str] = {}) -> Callable:
     def reader(setting: ast.Setting) -> Call:
         name, args = read.call(setting, setting.value, {**table, **{a: table[t] for a, t in aliases.items()}}, what)
-        name = aliases.get(name, name)
-        for key, value in args.items():
-            if isinstance(value, bool) and key != "nesterov" or not isinstance(value, (int, float)):
-                raise ArchError(f"{name}: argument '{key}' expects a number, got {value!r}", setting.value.span)
-        return name, tuple(sorted(args.items()))
+        return aliases.get(name, name), tuple(sorted(args.items()))
 
     return reader
 
@@ -153,22 +190,22 @@ def _optional_text(setting: ast.Setting) -> str | None:
 
 READERS: dict[str, Callable[[ast.Setting], Any]] = {
     "dataset": read.text,
-    "val_fraction": lambda s: read.number(s, float, 0, 0.9),
-    "test_fraction": lambda s: read.number(s, float, 0, 0.9),
+    "val_fraction": RANGES["val_fraction"].read,
+    "test_fraction": RANGES["test_fraction"].read,
     "normalize": _choice(NORMALIZATIONS, "normalization"),
-    "batch_size": lambda s: read.number(s, int, 1),
-    "epochs": lambda s: read.number(s, int, 1),
+    "batch_size": RANGES["batch_size"].read,
+    "epochs": RANGES["epochs"].read,
     "optimizer": _call_setting(OPTIMIZERS, "optimizer"),
-    "lr": lambda s: read.number(s, float, 0, exclusive_min=True),
-    "weight_decay": lambda s: read.number(s, float, 0),
+    "lr": RANGES["lr"].read,
+    "weight_decay": RANGES["weight_decay"].read,
     "schedule": _call_setting(SCHEDULES, "schedule", SCHEDULE_ALIASES),
-    "warmup": lambda s: read.number(s, int, 0),
+    "warmup": RANGES["warmup"].read,
     "augment": _augment,
-    "label_smoothing": lambda s: read.number(s, float, 0, 0.99),
-    "seed": lambda s: read.number(s, int, 0),
+    "label_smoothing": RANGES["label_smoothing"].read,
+    "seed": RANGES["seed"].read,
     "init": _choice(INIT_SCHEMES, "init scheme"),
-    "aux_weight": lambda s: read.number(s, float, 0),
-    "num_classes": lambda s: read.number(s, int, 1),
+    "aux_weight": RANGES["aux_weight"].read,
+    "num_classes": RANGES["num_classes"].read,
     "init_from": _optional_text,
     "strict": read.boolean,
     "freeze": _optional_text,
@@ -187,8 +224,9 @@ def canonical_key(key: str, span: Span | None) -> str:
     return key
 
 
-def resolve_config(settings: Sequence[ast.Setting], overrides: Sequence[ast.Setting] = ()) -> TrainConfig:
-    """The defaults, then the spec's `train` settings, then the overrides (later wins)."""
+def resolve_config(settings: Sequence[ast.Setting], overrides: Sequence[ast.Setting] = (),
+                   input_shape: Sequence[int] | None = None) -> TrainConfig:
+    """The defaults, then the spec's `train` settings, then the overrides (later wins), checked (check_config)."""
     values: dict[str, Any] = {}
     spans: dict[str, Span] = {}
     seen: dict[str, Span] = {}
@@ -202,12 +240,52 @@ def resolve_config(settings: Sequence[ast.Setting], overrides: Sequence[ast.Sett
         key = canonical_key(setting.key, setting.span)
         values[key], spans[key] = READERS[key](setting), setting.span
     config = TrainConfig(**values, spans=spans)
+    check_config(config, input_shape)
+    return config
+
+
+def check_config(config: TrainConfig, input_shape: Sequence[int] | None = None) -> None:
+    """Every setting in its range, and the settings together, before the first batch; ArchError at the setting.
+
+    A spec's settings were checked one by one as they were read; this checks them
+    again for a TrainConfig made in Python or read from config.json, and checks what
+    only the settings together (or with the network's input) can say.
+    """
+    for key, allowed in RANGES.items():
+        if getattr(config, key) is not None:
+            allowed.check(getattr(config, key), f"train setting '{key}'", config.span(key))
+    for key, table, calls in (("optimizer", OPTIMIZERS, (config.optimizer,)), ("schedule", SCHEDULES, (config.schedule,)),
+                              ("augment", AUGMENTATIONS, config.augment)):
+        for name, args in calls:
+            if name not in table:
+                raise ArchError(f"unknown {key} '{name}' (expected one of {', '.join(table)})", config.span(key))
+            for arg, value in args:
+                if arg not in table[name]:
+                    raise ArchError(f"{name} has no argument '{arg}' (it takes {', '.join(table[name]) or 'none'})",
+                                    config.span(key))
+                table[name][arg].check(value, f"{name}: argument '{arg}'", config.span(key))
     if config.val_fraction + config.test_fraction >= 0.95:
         raise ArchError(
             f"val_fraction + test_fraction must leave training data, got {config.val_fraction} + {config.test_fraction}",
             config.span("test_fraction") or config.span("val_fraction"),
         )
-    return config
+    optimizer = config.optimizer_args()
+    if config.optimizer[0] == "sgd" and optimizer.get("nesterov") and (
+            optimizer.get("momentum", DEFAULT_SGD_MOMENTUM) == 0 or optimizer.get("dampening", 0) != 0):
+        raise ArchError(f"sgd: nesterov=true needs momentum > 0 and dampening = 0, got momentum="
+                        f"{optimizer.get('momentum', DEFAULT_SGD_MOMENTUM)}, dampening={optimizer.get('dampening', 0)}",
+                        config.span("optimizer"))
+    schedule = config.schedule_args()
+    if config.schedule[0] == "cosine" and schedule.get("min_lr", 0) > config.lr:
+        raise ArchError(f"cosine: min_lr {schedule['min_lr']:g} is above the learning rate {config.lr:g}; the schedule"
+                        " decays from lr to min_lr", config.span("schedule"))
+    spatial = tuple(input_shape[1:]) if input_shape is not None else ()
+    for name, args in config.augment:
+        pad = dict(args).get("pad", 0)
+        if name == "crop" and spatial and pad > min(spatial):
+            raise ArchError(f"crop: pad {pad} is larger than the input ({'x'.join(map(str, spatial))}); a crop shifts the"
+                            f" image by at most pad pixels: write e.g. crop(pad={max(1, min(spatial) // 8)})",
+                            config.span("augment"))
 
 
 def override(key: str, text: str) -> ast.Setting:

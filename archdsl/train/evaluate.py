@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from archdsl import files
 from archdsl.backends.torch import foreign
 from archdsl.by_structure import state_keys
 from archdsl.errors import ArchError
@@ -66,7 +67,8 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
         # torchvision's, timm's: renamed to the spec's keys by structure
         state, _ = foreign.adopt(net, payload["model"], strict=options.strict, what=str(checkpoint_path))
         payload = {**payload, "model": state}
-    config = TrainConfig.from_json(payload["config"]) if "config" in payload else TrainConfig()
+    config = TrainConfig.from_json(payload["config"], f"the settings in {checkpoint_path}") if "config" in payload \
+        else TrainConfig()
     if options.dataset:
         config = dataclasses.replace(config, dataset=options.dataset)
     if options.tta == "10crop" and len(net.input_shape) != 3:
@@ -102,7 +104,7 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
     out = options.out or checkpoint_path.parent
     png = None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        files.make_folder(out)
         png = out / f"confusion_{options.split}.png"
         title = f"{net.name} on {config.dataset} ({options.split}{_tta_label(options.tta)}): top-1 {tally.acc1:.2%}"
         metrics.plot_confusion(confusion, data.info.class_names, png, title)

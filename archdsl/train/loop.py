@@ -37,7 +37,7 @@ from archdsl.train import checkpoint as ckpt
 from archdsl.train import distributed as dist
 from archdsl.train import heads as heads_mod
 from archdsl.train import metrics, model as model_mod, optim, rundir, tta as tta_mod
-from archdsl.train.config import TrainConfig
+from archdsl.train.config import TrainConfig, check_config
 from archdsl.train.datasets.stream import DataError, is_worker_failure
 from archdsl.train.device import Placement, cpu_threads, place
 from archdsl.train.guard import CHANCE_AFTER, Diverged, LossGuard, at_chance
@@ -281,6 +281,7 @@ def _close(batches) -> None:
 
 def train(net: Network, config: TrainConfig, options: RunOptions) -> Result:
     started = time.perf_counter()
+    check_config(config, net.input_shape)  # before any data is read or batch run
     ctx = dist.context_from_env()
     place_ = place(options.device, ctx.local_rank)
     if len(net.input_shape) != 3:  # channels-last exists for images (N, C, H, W) only
@@ -298,7 +299,7 @@ def train(net: Network, config: TrainConfig, options: RunOptions) -> Result:
 
 def _train(net, config, options, ctx, place_, started) -> Result:
     log = options.log if ctx.is_main else (lambda *_: None)
-    resume = ckpt.load(options.resume / "last.pt", "cpu") if options.resume else None
+    resume = ckpt.load(options.resume / ckpt.LAST, "cpu", resume=True) if options.resume else None
     ckpt.seed_everything(config.seed)
     data = load_data(net, config, skip_bad=options.skip_bad_images, workers=streaming_workers(options.workers))
     workers = loader_workers(data, options.workers)
@@ -348,13 +349,9 @@ def _train(net, config, options, ctx, place_, started) -> Result:
     if resume is not None:
         model_mod.check_fits(model, resume["model"], str(options.resume), net.name)
         model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["scheduler"])
-        if scaler is not None and resume.get("scaler"):
-            scaler.load_state_dict(resume["scaler"])
+        ckpt.restore(resume, options.resume / ckpt.LAST, optimizer, schedule, scaler)
         start_epoch, history = resume["epoch"], list(resume["history"])
         best, best_epoch = resume["best_val_top1"], resume["best_epoch"]
-        ckpt.set_rng_state(resume["rng"])
         guard.start = resume.get("loss_start")
         extended = _plan_resume(schedule, optimizer, start_epoch, int(resume["config"]["epochs"]), config,
                                 options.resume, net)
@@ -385,6 +382,8 @@ def _train(net, config, options, ctx, place_, started) -> Result:
                        "network": net.name, **config.to_json(), "run": placement,
                        "classes": list(data.info.class_names)}
         rundir.prepare(run_dir, net.spec.source.text, spec_file, config_json, resuming=resume is not None)
+        if resume is not None:
+            ckpt.repair_best(resume, run_dir)
         if extended:  # the run's plan is now the longer one
             rundir.write_json({**json.loads((run_dir / "config.json").read_text()), "epochs": config.epochs},
                               run_dir / "config.json")
@@ -452,9 +451,7 @@ def _train(net, config, options, ctx, place_, started) -> Result:
             if ctx.is_main:
                 state = _checkpoint(bare, optimizer, schedule, scaler, epoch + 1, history, best, best_epoch, config,
                                     net, data.info, classes, guard.start)
-                ckpt.save_atomic(state, run_dir / "last.pt")
-                if improved:
-                    ckpt.save_atomic(state, run_dir / "best.pt")
+                ckpt.save_epoch(state, run_dir, improved)
                 metrics.write_csv(history, run_dir / "metrics.csv")
                 curves.maybe_draw(history, final=epoch + 1 == config.epochs)
                 if board is not None:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import csv
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from archdsl import files
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "lr", "time_s")
 
@@ -76,13 +78,12 @@ def format_confusion(matrix: torch.Tensor, names: Sequence[str]) -> str:
 
 def write_csv(rows: Sequence[dict], path: Path) -> None:
     """The whole table, rewritten each epoch (atomically), so it always matches the last checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
+    files.write_text(path, text.getvalue())
 
 
 def _fmt(value) -> str:
@@ -109,18 +110,12 @@ def plot_curves(rows: Sequence[dict], path: Path, title: str) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path)
 
 
 def plot_confusion(matrix: torch.Tensor, names: Sequence[str], path: Path, title: str) -> None:
-    import matplotlib.pyplot as plt
 
-    fig = confusion_figure(matrix, names, title)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(confusion_figure(matrix, names, title), path)
 
 
 def confusion_figure(matrix: torch.Tensor, names: Sequence[str], title: str):
@@ -148,3 +143,8 @@ def confusion_figure(matrix: torch.Tensor, names: Sequence[str], title: str):
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.tight_layout()
     return fig
+
+
+def _save(fig, path: Path) -> None:
+    """A figure as a PNG, written atomically (a full disk is an ArchError naming the file)."""
+    files.save_figure(fig, path, dpi=100, format="png")

@@ -10,14 +10,14 @@ import math
 
 import torch
 
-from archdsl.train.config import TrainConfig
+from archdsl.train.config import DEFAULT_SGD_MOMENTUM, TrainConfig
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     name, args = config.optimizer[0], config.optimizer_args()
     lr, wd = config.lr, config.weight_decay
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=args.get("momentum", 0.9), weight_decay=wd,
+        return torch.optim.SGD(params, lr=lr, momentum=args.get("momentum", DEFAULT_SGD_MOMENTUM), weight_decay=wd,
                                nesterov=bool(args.get("nesterov", False)), dampening=args.get("dampening", 0.0))
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from archdsl import files
 from archdsl.errors import ArchError
 
 
@@ -34,15 +35,13 @@ def prepare(path: Path, spec_text: str, spec_file: str, config: dict[str, Any], 
         raise ArchError(f"run folder '{path}' already holds a run; continue it with --resume {path}, "
                         "or choose another --out")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ArchError(f"cannot create the run folder '{path}': {exc.strerror}; choose another --out") from None
+        files.make_folder(path)
+    except ArchError as err:
+        raise ArchError(f"{err.message}; choose another --out") from None
     if not resuming:
-        (path / spec_file).write_text(spec_text)
+        files.write_text(path / spec_file, spec_text)
         write_json(config, path / "config.json")
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    files.write_text(path, json.dumps(data, indent=2) + "\n")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from archdsl import files
 from archdsl.errors import ArchError
 
 
@@ -132,5 +133,4 @@ def plot_compare(runs: Sequence[RunInfo], path: Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(" vs ".join(run.path.name for run in runs))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    files.save_figure(fig, path, dpi=100)

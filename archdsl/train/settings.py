@@ -6,23 +6,91 @@ command line text (parsed by the same grammar, see `parse_override`).
 """
 from __future__ import annotations
 
-from typing import Any
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 from archdsl import ast
-from archdsl.errors import ArchError, Source, did_you_mean
+from archdsl.errors import ArchError, Source, Span, did_you_mean
 from archdsl.evaluate import Symbol, evaluate
 
 COMMAND_LINE = "command line"
 
 
+@dataclass(frozen=True)
+class Range:
+    """What one number may be: its kind (int, float or bool) and its bounds, open or closed.
+
+    Every train setting and every argument of an optimizer, schedule or augmentation
+    has one, so that a value that cannot work (momentum −0.9, step(0), lr = 1e999)
+    is an error at its spec line before anything trains, not a crash an epoch later.
+    """
+
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is excluded
+    high_open: bool = False
+
+    def describe(self) -> str:
+        def show(bound: float) -> str:
+            return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+        if self.kind is bool:
+            return "true or false"
+        what = "a whole number" if self.kind is int else "a number"
+        if self.low is not None and self.high is not None:
+            return f"{what} in {'(' if self.low_open else '['}{show(self.low)}, {show(self.high)}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{what} {'>' if self.low_open else '>='} {show(self.low)}"
+        if self.high is not None:
+            return f"{what} {'<' if self.high_open else '<='} {show(self.high)}"
+        return what
+
+    def check(self, value: Any, what: str, span: Span | None) -> Any:
+        """`value` when it is in range (an int for a float range becomes a float), else an ArchError at `span`."""
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ArchError(f"{what} expects true or false, got {_show(value)}", span)
+            return value
+        wrong_kind = isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            self.kind is int and not isinstance(value, int))
+        if wrong_kind or not math.isfinite(value):
+            raise ArchError(f"{what} expects {self.describe()}, got {_show(value)}", span)
+        too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
+        if too_low or too_high:
+            raise ArchError(f"{what} must be {self.describe()}, got {_show(value)}", span)
+        return self.kind(value)
+
+    def read(self, setting: ast.Setting) -> Any:
+        """A scalar setting: `lr = 0.1`."""
+        return self.check(_scalar(setting, setting.value), f"train setting '{setting.key}'", setting.value.span)
+
+
 def parse_override(key: str, text: str) -> ast.Setting:
-    """`--set key=value` as the spec would have written it, spanned on the command line text."""
+    """`--set key=value` as the spec would have written it, spanned on the command line text.
+
+    The value is one value: nothing may follow it (`lr=0.1 } input 3x8x8` would
+    otherwise add a spec after the section), and it holds no comment or line break.
+    """
     from archdsl.parser import parse
 
-    source = Source(COMMAND_LINE, f"train {{ {key} = {text} }}")
+    value = text.strip()
+    prefix = f"train {{ {key} = "
+    source = Source(COMMAND_LINE, f"{prefix}{value} }}")
+    for bad, what in (("\n", "a line break"), ("\r", "a line break"), ("#", "a comment"), ("{", "braces"),
+                      ("}", "braces")):
+        if bad in value:
+            col = len(prefix) + value.index(bad) + 1
+            raise ArchError(f"--set {key}=… takes one value on one line, without {what}. Received: {text!r}",
+                            Span(source, 1, col, 1, col + 1))
     spec = parse(source)
-    if len(spec.train) != 1:
-        raise ArchError(f"expected one value for --set {key}=…, got {text!r}")
+    if len(spec.train) != 1 or spec.body or spec.input or spec.uses or spec.blocks or spec.afters or spec.defaults \
+            or spec.name:
+        start = spec.train[0].span.end_col if spec.train else len(prefix) + 1
+        raise ArchError(f"--set {key}=… takes one value; something follows it. Received: {text!r}",
+                        Span(source, 1, start, 1, max(start + 1, len(prefix) + len(value) + 1)))
     return spec.train[0]
 
 
@@ -48,17 +116,7 @@ def _scalar(setting: ast.Setting, expr) -> Any:
 
 def number(setting: ast.Setting, kind: type, minimum: float | None = None, maximum: float | None = None,
            exclusive_min: bool = False) -> int | float:
-    value = _scalar(setting, setting.value)
-    what = "a whole number" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
-        raise ArchError(f"train setting '{setting.key}' expects {what}, got {_show(value)}", setting.value.span)
-    low_ok = minimum is None or (value > minimum if exclusive_min else value >= minimum)
-    if not low_ok or (maximum is not None and value > maximum):
-        bound = f"> {minimum}" if exclusive_min else f">= {minimum}"
-        if maximum is not None:
-            bound += f" and <= {maximum}"
-        raise ArchError(f"train setting '{setting.key}' must be {bound}, got {value}", setting.value.span)
-    return kind(value)
+    return Range(kind, minimum, maximum, low_open=exclusive_min).read(setting)
 
 
 def boolean(setting: ast.Setting) -> bool:
@@ -82,8 +140,11 @@ def text(setting: ast.Setting) -> str:
     )
 
 
-def call(setting: ast.Setting, expr, known: dict[str, tuple[str, ...]], what: str) -> tuple[str, dict[str, Any]]:
-    """`name` or `name(args)` → (name, keyword arguments), checked against `known` (name → parameter order)."""
+def call(setting: ast.Setting, expr, known: Mapping[str, Mapping[str, Range]], what: str) -> tuple[str, dict[str, Any]]:
+    """`name` or `name(args)` → (name, keyword arguments), checked against `known`.
+
+    `known` maps each name to its parameters, in positional order, and each parameter to its Range.
+    """
     if isinstance(expr, (ast.Var, ast.Str)):
         name, args = (expr.name if isinstance(expr, ast.Var) else expr.value), ()
     elif isinstance(expr, ast.Call):
@@ -102,7 +163,7 @@ def call(setting: ast.Setting, expr, known: dict[str, tuple[str, ...]], what: st
         if arg.keyword is None:
             if position >= len(order):
                 raise ArchError(f"{lowered} takes at most {len(order)} positional values ({', '.join(order)})", arg.span)
-            key = order[position]
+            key = list(order)[position]
         else:
             key = arg.keyword
             if key not in order:
@@ -114,11 +175,11 @@ def call(setting: ast.Setting, expr, known: dict[str, tuple[str, ...]], what: st
         value = evaluate(arg.value, {}, strict=False)
         if isinstance(value, Symbol):
             value = str(value)
-        values[key] = value
+        values[key] = order[key].check(value, f"{lowered}: argument '{key}'", arg.span)
     return lowered, values
 
 
-def call_list(setting: ast.Setting, known: dict[str, tuple[str, ...]], what: str) -> tuple[tuple[str, dict], ...]:
+def call_list(setting: ast.Setting, known: Mapping[str, Mapping[str, Range]], what: str) -> tuple[tuple[str, dict], ...]:
     """`[crop(pad=4), flip]`, a single `flip`, or `none` / `[]` for nothing."""
     value = setting.value
     if isinstance(value, ast.Var) and value.name.lower() == "none":

@@ -27,7 +27,7 @@ CHANNEL_LAYER_NORM = LocalModule("ChannelLayerNorm", '''class ChannelLayerNorm(n
     def forward(self, x):
         x = x.movedim(1, -1)
         x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.movedim(-1, 1)
+        return x.movedim(x.dim() - 1, 1)  # not -1: TorchScript's ONNX export would write it into the perm
 ''')
 
 STOCHASTIC_DEPTH = LocalModule("StochasticDepth", '''class StochasticDepth(nn.Module):

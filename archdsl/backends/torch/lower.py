@@ -100,9 +100,17 @@ def emit_fc(op: FC, ctx: EmitContext) -> Emitted:
     (x,) = ctx.inputs
     module = ctor("Linear", op.in_features(ctx.inputs), op.out_features, bias=op.bias, defaults={"bias": True})
     if op.pointwise:  # at each position, over the channels: channels last and back, as ConvNeXt's CNBlock
-        return Emitted(module, "{m}({0}.movedim(1, -1)).movedim(-1, 1)")
+        last, first = _channels_last_and_back(len(x) + 1)
+        return Emitted(module, f"{{m}}({{0}}.permute{last}).permute{first}")
     # The papers' tables go straight from a C×H×W map to an fc layer: flatten it first.
     return Emitted(module, "{m}(torch.flatten({0}, 1))" if len(x) > 1 else CALL)
+
+
+def _channels_last_and_back(rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The permutations N×C×… → N×…×C and back, written out as torchvision's Permute([0, 2, 3, 1])
+    does (`movedim(-1, 1)` would read shorter, but the TorchScript ONNX exporter writes its -1 into
+    the Transpose's perm, which ONNX rejects)."""
+    return (0, *range(2, rank), 1), (0, rank - 1, *range(1, rank - 1))
 
 
 def emit_flatten(op: Flatten, ctx: EmitContext) -> Emitted:

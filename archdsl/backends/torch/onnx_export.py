@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ... import files
 from ...errors import ArchError
 
 OPSET = 18
@@ -34,7 +35,7 @@ def export_onnx(net, path, *, model=None, batch: int = 1, check: bool = True, ex
     reproduce PyTorch's outputs (to 1e-4, relative to the outputs' magnitude where it is over 1).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    files.check_writable(path)
     model = (model if model is not None else net.to_torch()).eval().cpu()
     # The batch axis is dynamic, so the example's size is only what is traced; torch.export treats
     # a dimension of size 1 as the constant 1 and then refuses to make it dynamic, so trace 2 or more.
@@ -46,6 +47,8 @@ def export_onnx(net, path, *, model=None, batch: int = 1, check: bool = True, ex
         try:
             _EXPORTERS[kind](model, example, path, names)
             break
+        except OSError as exc:  # the disk, not the exporter: the next one would fail the same way
+            raise files.os_error(exc, path) from None
         except Exception as exc:  # the next exporter may manage; report all if none does
             errors.append(f"{kind}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from ...errors import ArchError
+from .artefact import check_out_dir
 from .build import build, export
 from .database import open_database_dir
 from .load import load_network, load_state_dict
@@ -38,6 +39,7 @@ def compile_spec(spec, out_dir: str, checkpoint=None, device: str = "cpu", batch
     if device not in ("cpu", "cuda"):
         raise ArchError(f"--device must be cpu or cuda. Received: {device!r}")
     start = time.time()
+    check_out_dir(out_dir)  # before minutes of building, not after
     net = load_network(spec)
     spec_name = str(getattr(net, "path", None) or net.name)
     state_dict = load_state_dict(checkpoint) if checkpoint is not None else None
@@ -48,8 +50,16 @@ def compile_spec(spec, out_dir: str, checkpoint=None, device: str = "cpu", batch
     if database_dir is None and not is_gpu(tvm_target):
         log(UNTUNED_WARNING.format(spec=spec_name if getattr(net, "path", None) else "SPEC"))
     lowered = lower(net, state_dict, batch=batch, bind_weights=bind_weights)
-    executable = build(lowered.mod, tvm_target, database_dir)
+    report: dict = {}
+    executable = build(lowered.mod, tvm_target, database_dir, report)
+    tuned, kernels = report.get("tuned_kernels", 0), report.get("kernels", 0)
+    if database_dir is not None and tuned < kernels:
+        log(f"warning: the tuning database {database_dir} scheduled {tuned} of this network's {kernels} kernels; "
+            f"the other {kernels - tuned} run untuned (plain loops). "
+            + ("Its records do not match these kernels: " if tuned == 0 else "")
+            + f"tune them: archdsl tune {spec_name if getattr(net, 'path', None) else 'SPEC'} --db {database_dir}")
     meta = export(executable, lowered, tvm_target, out_dir, spec_name=spec_name,
-                  extra={"network": net.name, "tuned": database_dir is not None, "db": database_dir})
+                  extra={"network": net.name, "tuned": tuned > 0, "tuned_kernels": tuned, "kernels": kernels,
+                         "db": database_dir})
     log(f"wrote {out_dir}/model.so and meta.json in {time.time() - start:.1f} s; run it with: archdsl run {out_dir} --input x.npy")
     return meta

@@ -13,6 +13,7 @@ import json
 import os
 
 from ...errors import ArchError
+from ...files import make_folder, open_regular, write_text
 from .target import target_to_dict
 
 MANIFEST = "archdsl-db.json"
@@ -59,11 +60,14 @@ def open_database_dir(path: str, net, target, batch: int = 1, *, create: bool) -
     wanted = {"network": net.name, "fingerprint": network_fingerprint(net, batch), "batch": batch,
               "target": _comparable_target(target), "pipeline": PIPELINE_VERSION}
     if os.path.exists(manifest_path):
-        with open(manifest_path) as handle:
+        with open_regular(manifest_path, f"the {MANIFEST} manifest archdsl tune writes") as handle:
             try:
-                found = json.load(handle)
-            except json.JSONDecodeError:
-                raise ArchError(f"{manifest_path} is not valid JSON; remove the directory {path} or pick another --db") from None
+                found = json.loads(handle.read(1 << 20))
+            except (ValueError, UnicodeDecodeError):
+                found = None
+        if not isinstance(found, dict):
+            raise ArchError(f"{manifest_path} is not the manifest archdsl writes (not a JSON object); remove the"
+                            f" directory {path} or pick another --db")
         if found.get("target") != wanted["target"]:
             raise ArchError(
                 f"the tuning database in {path} was tuned for target {found.get('target')}, not {wanted['target']}; "
@@ -86,9 +90,8 @@ def open_database_dir(path: str, net, target, batch: int = 1, *, create: bool) -
     else:
         if os.path.isdir(path) and has_records(path):
             raise ArchError(f"{path} already holds a tuning database without an archdsl manifest; pick an empty --db directory")
-        os.makedirs(path, exist_ok=True)
-        with open(manifest_path, "w") as handle:
-            json.dump(wanted, handle, indent=2)
+        make_folder(path)
+        write_text(manifest_path, json.dumps(wanted, indent=2))
     if not create and not has_records(path):
         raise ArchError(f"the tuning database in {path} has no records yet; run: archdsl tune SPEC --db {path}")
     return path

@@ -23,10 +23,7 @@ def load_state_dict(checkpoint):
         if not os.path.exists(checkpoint):
             raise ArchError(f"checkpoint {checkpoint} does not exist")
         if str(checkpoint).endswith(".npz"):
-            import numpy as np
-
-            with np.load(checkpoint) as archive:
-                return {key: archive[key] for key in archive.files}
+            return _read_npz(checkpoint)
         # A .pt file needs torch to read; the PyTorch backend's reader says how to install it where it is missing.
         from ..torch import load_checkpoint
 
@@ -37,3 +34,25 @@ def load_state_dict(checkpoint):
     if not isinstance(checkpoint, dict):
         raise ArchError("the checkpoint holds no state_dict (expected a dict of tensors, or {'state_dict': ...})")
     return checkpoint
+
+
+def _read_npz(path) -> dict:
+    """The arrays of a .npz checkpoint (numpy.savez of a state_dict), as data only."""
+    import zipfile
+
+    import numpy as np
+
+    from ...files import open_regular
+
+    try:
+        with open_regular(path, "a checkpoint: .pt (torch.save) or .npz (numpy.savez)", "checkpoint") as file, \
+                np.load(file, allow_pickle=False) as archive:
+            weights = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).split(". ")[0]
+        raise ArchError(f"checkpoint {path} cannot be read as a .npz of weights ({type(exc).__name__}: {reason})") from None
+    bad = next((key for key, value in weights.items() if value.dtype.kind not in "fiub"), None)
+    if bad is not None or not weights:
+        raise ArchError(f"checkpoint {path} holds no weights" if not weights else
+                        f"checkpoint {path}: '{bad}' holds {weights[bad].dtype} values, not numbers")
+    return weights

@@ -5,7 +5,6 @@ needs only tvm and numpy: no archdsl IR, no torch.
 """
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -13,6 +12,7 @@ import time
 import numpy as np
 
 from ...errors import ArchError
+from . import artefact
 from ._tvm import import_tvm
 
 
@@ -71,23 +71,27 @@ class TVMRunner:
 
 
 def load_exported(out_dir: str) -> TVMRunner:
-    """A runner for a directory written by `compile_spec` (needs tvm and numpy only)."""
-    meta_path = os.path.join(out_dir, "meta.json")
-    if not os.path.exists(meta_path):
-        raise ArchError(f"{out_dir} is not a compiled archdsl model (no meta.json); create one with: archdsl compile SPEC --target tvm -o {out_dir}")
-    with open(meta_path) as handle:
-        meta = json.load(handle)
+    """A runner for a directory written by `compile_spec` (needs tvm and numpy only).
+
+    The folder is checked before its model.so is loaded (artefact.py): a garbage or
+    empty meta.json, a missing or truncated model.so, a missing or damaged params.npz
+    are errors naming the folder. It is still native code: run only trusted folders.
+    """
+    meta = artefact.read_meta(out_dir)
+    library = artefact.check_library(out_dir, meta)
+    params = artefact.read_params(out_dir, meta)
     tvm = import_tvm()
-    executable = tvm.runtime.load_module(os.path.join(out_dir, "model.so"))
-    params = {}
-    if meta.get("params"):
-        with np.load(os.path.join(out_dir, "params.npz")) as archive:
-            params = {name: archive[name] for name in meta["params"]}
-    return TVMRunner(executable, meta["input_shape"], meta["outputs"], params, meta.get("params", []), meta.get("device", "cpu"))
+    try:
+        executable = tvm.runtime.load_module(str(library))
+        return TVMRunner(executable, meta["input_shape"], meta["outputs"], params, meta["params"], meta["device"])
+    except Exception as exc:  # TVM's own errors (InternalError, TVMError): a library that does not load or start
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ArchError(f"{out_dir}/{artefact.LIBRARY} cannot be loaded on this machine's {meta['device']}"
+                        f" ({first[:300]}); compile it again here: archdsl compile SPEC --target tvm -o {out_dir}") from None
 
 
 def run_exported(out_dir: str, x):
     """Load `out_dir` and run it on `x` (array, or path to a .npy file); numpy outputs."""
     if isinstance(x, (str, os.PathLike)):
-        x = np.load(x)
+        x = artefact.read_input(x, artefact.read_meta(out_dir)["input_shape"])
     return load_exported(out_dir)(x)

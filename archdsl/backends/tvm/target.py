@@ -118,7 +118,12 @@ def resolve_target(target=None):
     elif isinstance(target, str) and target.strip().startswith("{"):
         import json
 
-        spec = json.loads(target)
+        try:
+            spec = json.loads(target)
+        except ValueError as exc:
+            raise ArchError(f"--target {target!r:.80} is not a JSON target dict ({exc})") from None
+        if not isinstance(spec, dict):
+            raise ArchError(f"--target {target!r:.80} is not a JSON object such as {{\"kind\": \"llvm\"}}")
     else:
         raise ArchError(f"unknown TVM target '{target}': use cpu, cuda, or a target dict such as "
                         "'{\"kind\": \"llvm\", \"mcpu\": \"znver3\", \"num-cores\": 2}'")

@@ -19,6 +19,7 @@ import os
 import time
 
 from ...errors import ArchError
+from ...files import open_regular, write_text
 from ._tvm import import_tvm
 from .build import build, optimize
 from .database import open_database_dir, write_best_records
@@ -188,15 +189,20 @@ def read_tuning_summary(db_dir: str) -> dict:
     path = os.path.join(db_dir, SUMMARY)
     runs = []
     if os.path.exists(path):
-        with open(path) as handle:
-            runs = json.load(handle).get("runs", [])
-    return {"trials": sum(r["trials"] for r in runs), "seconds": sum(r["seconds"] for r in runs), "runs": runs}
+        with open_regular(path, f"the {SUMMARY} archdsl tune writes") as handle:
+            try:
+                runs = json.loads(handle.read(16 << 20))["runs"]
+                totals = {"trials": sum(r["trials"] for r in runs), "seconds": sum(r["seconds"] for r in runs)}
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                raise ArchError(f"{path} is damaged ({type(exc).__name__}: {exc}); remove it (it only sums up the"
+                                " tuning runs) and tune again") from None
+        return {**totals, "runs": runs}
+    return {"trials": 0, "seconds": 0, "runs": runs}
 
 
 def _append_tuning_summary(db_dir: str, run: dict) -> None:
     runs = read_tuning_summary(db_dir)["runs"] + [run]
-    with open(os.path.join(db_dir, SUMMARY), "w") as handle:
-        json.dump({"runs": runs}, handle, indent=2)
+    write_text(os.path.join(db_dir, SUMMARY), json.dumps({"runs": runs}, indent=2))
 
 
 def _drop_unnamed_handlers() -> None:

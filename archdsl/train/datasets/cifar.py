@@ -6,6 +6,9 @@ names, so `_SafeUnpickler` resolves only the numpy helpers an ndarray needs.
 """
 from __future__ import annotations
 
+import io
+import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from archdsl.errors import ArchError
+from archdsl.files import open_regular
 from archdsl.train.datasets.raw import RawDataset, RawSplit, check_labels
 
 _SIDE = 32
@@ -33,14 +37,32 @@ _ALLOWED_GLOBALS = frozenset({
 })
 
 
+# The largest batch file read: CIFAR-100's training batch is 155 MB. The whole file is
+# read first, so that a length in the pickle larger than the file fails at once.
+MAX_BATCH_BYTES = 1 << 30
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         canonical = module.replace("numpy._core", "numpy.core", 1)
         if (canonical, name) not in _ALLOWED_GLOBALS:
             raise pickle.UnpicklingError(f"it refers to {module}.{name}, which a CIFAR batch never does")
+        if (canonical, name) == ("numpy.core.multiarray", "_reconstruct"):
+            return _reconstruct
         if canonical.startswith("numpy.core."):
             return getattr(_numpy_core(canonical.rpartition(".")[2]), name)
         return super().find_class(module, name)
+
+
+def _reconstruct(subtype, shape, dtype):
+    """numpy's _reconstruct, which allocates `shape` before the data arrives: bounded by the file's size."""
+    try:
+        count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
+    except TypeError:
+        raise pickle.UnpicklingError(f"an array of shape {shape!r:.60}") from None
+    if not isinstance(subtype, type) or count > MAX_BATCH_BYTES:
+        raise pickle.UnpicklingError(f"it asks for an array of shape {shape!r:.60}, larger than any CIFAR batch")
+    return _numpy_core("multiarray")._reconstruct(subtype, shape, dtype)
 
 
 def _numpy_core(submodule: str) -> Any:
@@ -55,15 +77,17 @@ def _numpy_core(submodule: str) -> Any:
 
 def load_batch(path: Path) -> dict[str, Any]:
     """One pickled batch as a dict with str keys (Python 2 wrote them as bytes)."""
+    if not path.exists():
+        raise ArchError(f"{path.parent}: expected a CIFAR batch file {path.name}, got none; the download is incomplete")
+    with open_regular(path, "a CIFAR python batch") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_BATCH_BYTES:
+            raise ArchError(f"{path}: {size:,} bytes, more than any CIFAR batch ({MAX_BATCH_BYTES:,} at most);"
+                            " this is not a CIFAR batch")
+        data = file.read(MAX_BATCH_BYTES + 1)
     try:
-        with path.open("rb") as file:
-            # latin1 maps Python 2 byte strings 1:1, which numpy needs for array data.
-            batch = _SafeUnpickler(file, encoding="latin1").load()
-    except FileNotFoundError as error:
-        raise ArchError(
-            f"{path.parent}: expected a CIFAR batch file {path.name}, got none;"
-            " the download is incomplete"
-        ) from error
+        # latin1 maps Python 2 byte strings 1:1, which numpy needs for array data.
+        batch = _SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
     except Exception as error:  # unpickling corrupt bytes raises almost anything
         raise ArchError(
             f"{path}: expected a CIFAR python batch, but it cannot be unpickled ({error});"
@@ -86,8 +110,16 @@ def cifar_kind(folder: Path) -> tuple[str, Path] | None:
     return None
 
 
+def _class_names(path: Path, key: str) -> tuple[str, ...]:
+    names = _field(load_batch(path), key, path)
+    if not isinstance(names, (list, tuple)) or not names or not all(isinstance(n, (str, bytes)) for n in names):
+        raise ArchError(f"{path}: expected '{key}' as a list of class names, got {type(names).__name__}"
+                        f" {names!r:.60}; the file is corrupt or not this dataset")
+    return tuple(_text(n) for n in names)
+
+
 def read_cifar10(folder: Path) -> RawDataset:
-    names = tuple(_text(n) for n in _field(load_batch(folder / "batches.meta"), "label_names", folder / "batches.meta"))
+    names = _class_names(folder / "batches.meta", "label_names")
     parts = [_read_split(folder / name, "labels", len(names)) for name in _CIFAR10_BATCHES]
     pool = RawSplit(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
     test = _read_split(folder / "test_batch", "labels", len(names))
@@ -95,7 +127,7 @@ def read_cifar10(folder: Path) -> RawDataset:
 
 
 def read_cifar100(folder: Path) -> RawDataset:
-    names = tuple(_text(n) for n in _field(load_batch(folder / "meta"), "fine_label_names", folder / "meta"))
+    names = _class_names(folder / "meta", "fine_label_names")
     pool = _read_split(folder / "train", "fine_labels", len(names))
     test = _read_split(folder / "test", "fine_labels", len(names))
     return RawDataset("cifar100", names, 3, (_SIDE, _SIDE), pool, test=test)

@@ -46,12 +46,25 @@ class RawDataset:
     test: RawSplit | None = None
 
 
-def check_labels(labels: np.ndarray, num_classes: int, where: Path | str) -> np.ndarray:
-    """Labels as int64, refusing any outside [0, num_classes)."""
-    labels = np.asarray(labels, dtype=np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+def check_labels(labels, num_classes: int, where: Path | str) -> np.ndarray:
+    """Labels as int64, refusing anything but a flat sequence of whole numbers in [0, num_classes)."""
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise ArchError(f"{where}: expected labels as a list of whole numbers, got a {labels.dtype} array of shape "
+                            f"{labels.shape}; the file is corrupt or not this dataset")
+        values = labels
+    elif isinstance(labels, (list, tuple)):
+        bad = next((v for v in labels if isinstance(v, bool) or not isinstance(v, (int, np.integer))), None)
+        if bad is not None:
+            raise ArchError(f"{where}: expected labels as whole numbers, got {type(bad).__name__} {bad!r:.40}; the file"
+                            " is corrupt or not this dataset")
+        values = labels
+    else:
+        raise ArchError(f"{where}: expected a list of labels, got {type(labels).__name__}; the file is corrupt or not"
+                        " this dataset")
+    if len(values) and (min(values) < 0 or max(values) >= num_classes):
         raise ArchError(
             f"{where}: expected labels in 0..{num_classes - 1}, got "
-            f"{int(labels.min())}..{int(labels.max())}; the file is corrupt or not this dataset"
+            f"{int(min(values))}..{int(max(values))}; the file is corrupt or not this dataset"
         )
-    return labels
+    return np.asarray(values, dtype=np.int64)

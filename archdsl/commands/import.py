@@ -36,9 +36,11 @@ def run(args) -> int:
     net = imported.network
     lines = len(imported.text.splitlines())
     if args.output:
+        from archdsl import files
+
         output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(imported.text)
+        files.make_folder(output.parent if str(output.parent) else ".")
+        files.write_text(output, imported.text)
         print(f"{args.model}: wrote {output} ({lines} lines; {net.params:,} params, {net.macs:,} MACs,"
               f" {len(net.layers) - 1} layers)", file=sys.stderr)
     else:

@@ -181,7 +181,10 @@ def save_checkpoint(state: dict, path) -> Path:
     """The imported weights as a checkpoint archdsl reads (a state_dict saved with torch.save)."""
     import torch
 
+    from .. import files
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({key: torch.from_numpy(value) for key, value in state.items()}, path)
+    files.make_folder(path.parent if str(path.parent) else ".")
+    with files.atomic_write(path) as file:
+        torch.save({key: torch.from_numpy(value) for key, value in state.items()}, file)
     return path

@@ -497,7 +497,7 @@ def _reshape(node, b: Builder, x: str) -> None:
             return
         raise UnsupportedOp(node, f"a reshape {fmt_shape(before)} → {fmt_shape(after)} of a tensor held as {view}")
     if len(before) >= 2 and len(after) == len(before) + 1 and after[2:] == before[1:] and after[0] * after[1] == before[0] \
-            and after[0] > 1 and after[1] > 1 and any(d > 1 for d in before[1:]):
+            and after[0] > 1 and after[1] > 1:
         b.alias(node.output[0], x, ("split", after[0]))  # the first step of a channel shuffle
         return
     if len(before) >= 2 and len(after) == 2 and before[0] % after[0] == 0 and after[0] > 1 \

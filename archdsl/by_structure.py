@@ -61,12 +61,14 @@ class Group:
                 roles[leaf] = Role.SCALE if leaf == "weight" else Role.SHIFT  # a norm: bn, layer norm, group norm
             elif leaf == "bias":
                 roles[leaf] = Role.BIAS
+            elif not leaf.endswith("weight"):
+                roles[leaf] = Role.CONSTANT  # ConvNeXt's layer_scale, a gamma: a learned value, not a layer's kernel
             elif len(shape) >= 3:
                 roles[leaf] = Role.KERNEL
             elif len(shape) == 2:
                 roles[leaf] = Role.DENSE
             else:
-                roles[leaf] = Role.CONSTANT  # PReLU's slope, a layer scale's gamma
+                roles[leaf] = Role.CONSTANT  # PReLU's slope
         return roles
 
     @property

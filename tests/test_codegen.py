@@ -194,3 +194,21 @@ def test_compile_reports_spec_errors(tmp_path, capsys):
     assert main(["compile", str(bad), "-o", str(tmp_path / "bad.py")]) == 1
     assert "unknown layer 'cnov3'" in capsys.readouterr().err
     assert not (tmp_path / "bad.py").exists()
+
+
+def test_freeze_takes_module_paths_and_layer_names():
+    """`--freeze layer2` freezes up to the last layer of that stage; layer names and block instances work as before."""
+    from archdsl.errors import ArchError
+    from archdsl.train.model import freeze_up_to
+
+    net = archdsl.load(RESNET18)
+    for name, last in (("layer2", "basic4.relu2"), ("layer2.0.conv1", "basic3.conv1"), ("basic3", "basic3.relu2"),
+                       ("basic3.conv1", "basic3.conv1")):
+        model = to_torch(net)
+        frozen = freeze_up_to(model, net, name)
+        assert frozen[-1] == last, name
+        trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+        assert ("layer2.1.conv1.weight" in trainable) == (last != "basic4.relu2")
+        assert "layer3.0.conv1.weight" in trainable and "conv1.weight" not in trainable
+    with pytest.raises(ArchError, match="no layer or module 'layer9'"):
+        freeze_up_to(to_torch(net), net, "layer9")

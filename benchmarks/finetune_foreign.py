@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -91,8 +92,8 @@ def main_() -> None:
               f" saved {len(torch.load(weights, weights_only=True))} tensors with torchvision's names")
         spec = folder / "resnet18.arch"
         spec.write_text((ROOT / "specs" / "resnet18.arch").read_text()
-                        .replace("input 3x224x224", f"input 3x{args.size}x{args.size}")
-                        .replace('use "lib/', f'use "{ROOT}/specs/lib/'))
+                        .replace("input 3x224x224", f"input 3x{args.size}x{args.size}"))
+        shutil.copytree(ROOT / "specs" / "lib", folder / "lib")  # what it uses, beside it
         log, transferred = finetune(spec, folder / "from_file", args.epochs, weights)
         for line in log.splitlines():
             if line.startswith(("init from", "new ", "frozen", "training")):

@@ -57,9 +57,20 @@ def smallest(path: Path) -> archdsl.Network:
             small = archdsl.load(text.replace(match.group(0), "input " + "x".join(dims[:-2] + [str(size)] * 2), 1))
         except ArchError:
             continue
-        if len(small.warnings) <= len(net.warnings):
+        if len(small.warnings) <= len(net.warnings) and _pools_divide(small):
             return small
     return net
+
+
+def _pools_divide(net: archdsl.Network) -> bool:
+    """Whether every adaptive pool's output divides its input (PyTorch's TorchScript exporter has no other;
+    VGG-16-bn pools to 7x7, which only its 224-pixel input gives)."""
+    for layer in net.layers:
+        if layer.op.family in ("adaptiveavgpool", "adaptivemaxpool"):
+            before = net.layer(layer.inputs[0]).shape[1:]
+            if any(n % o for n, o in zip(before, layer.shape[1:])):
+                return False
+    return True
 
 
 def randomised(model: torch.nn.Module) -> torch.nn.Module:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections import Counter
 from dataclasses import dataclass, replace
 
 import networkx as nx
@@ -31,13 +30,12 @@ from ...ir import BlockInstance, BlockKind, Layer
 from ...naming import Role, flat_module_name
 from ...ops import Input, Trait
 from ...shapes import Shape, fmt_shape
-from .ctor import Ctor, Expr, LocalModule
+from .ctor import Ctor, LocalModule
 from .lower import CALL, emit
+from .templates import Parameters, as_expr, fill, identifier, slot_names, slots, symbolic_shape
 
-# Names a generated variable or submodule must not take: the generated module's own
-# globals and the attributes every nn.Module has (and nn.ModuleDict's and nn.Sequential's,
-# which hold a composite's layers).
-RESERVED_VARIABLES = {"self", "torch", "nn", "F"}
+# Names a submodule must not take: the attributes every nn.Module has (and nn.ModuleDict's and
+# nn.Sequential's, which hold a composite's layers).
 MODULE_ATTRIBUTES = {
     "forward", "training", "train", "eval", "modules", "children", "parameters", "buffers", "state_dict",
     "load_state_dict", "to", "cpu", "cuda", "type", "float", "double", "half", "bfloat16", "apply", "zero_grad",
@@ -136,13 +134,6 @@ def attribute(path: str) -> str:
     return out
 
 
-def _identifier(name: str) -> str:
-    name = re.sub(r"\W", "_", name)
-    if keyword.iskeyword(name) or name in RESERVED_VARIABLES or not name.isidentifier():
-        name += "_"
-    return name
-
-
 # The variable a composite's body computes into, as torchvision writes it.
 _BODY_VARIABLES = {BlockKind.RESIDUAL: "out", BlockKind.SE: "s", BlockKind.SHORTCUT: "shortcut"}
 
@@ -200,7 +191,6 @@ def _layer_unit(net, layer: Layer, chain, containers, owner_path: str, may_overw
 
 def _units(net, owner: str | None, ctors: dict[str, Ctor]) -> list[_Unit]:
     layout = net.module_layout
-    blocks = net.blocks
     owner_path = layout.instance_paths[owner] if owner else ""
     units: list[_Unit] = []
     called: set[str] = set()
@@ -323,7 +313,6 @@ def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
         entry = layout.entries[owner]
         outputs = {"output": layout.exits[owner]}
     end = len(units)
-    position = {u.layer.name: k for k, u in enumerate(units)}
     last_use: dict[str, int] = {entry: -1}
     for k, unit in enumerate(units):
         last_use.setdefault(unit.layer.name, k)
@@ -350,7 +339,7 @@ def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
 
         name = preferred[k]
         if taken(name):
-            base = _identifier(tensor_names.get(unit.layer.name) or flat_module_name(_relative_name(unit.layer.name, owner)))
+            base = identifier(tensor_names.get(unit.layer.name) or flat_module_name(_relative_name(unit.layer.name, owner)))
             name, n = base, 1
             while taken(name):
                 n += 1
@@ -359,7 +348,7 @@ def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
         live[name] = unit.layer.name
         if not unit.is_call:  # now that liveness is known: in place where the input dies here
             unit = _layer_unit(net, unit.layer, unit.chain, unit.containers, owner_path,
-                               _may_overwrite(net, unit.layer, k, last_use, position))
+                               _may_overwrite(net, unit.layer, k, last_use))
         for member in unit.members:
             members += _containers_of(member, declared)
             members.append(member)
@@ -389,7 +378,7 @@ def _containers_of(member: Member, declared: set[str]) -> list[Member]:
     return out
 
 
-def _may_overwrite(net, layer: Layer, k: int, last_use: dict[str, int], position: dict[str, int]) -> bool:
+def _may_overwrite(net, layer: Layer, k: int, last_use: dict[str, int]) -> bool:
     source = layer.inputs[0]
     return (
         len(layer.inputs) == 1
@@ -414,109 +403,11 @@ def _check_names(net, owner: str | None, members: list[Member]) -> None:
 # ---- block classes ---------------------------------------------------------------------------------
 
 
-def _slots(value, out: list) -> object:
-    """The value with each whole number (or size of equal whole numbers) replaced by a slot
-    marker; the numbers appended to `out`."""
-    if isinstance(value, Ctor):
-        return replace(value, args=tuple(_slots(a, out) for a in value.args),
-                       kwargs=tuple((k, _slots(v, out)) for k, v in value.kwargs))
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        out.append(value)
-        return Expr("#")
-    if isinstance(value, tuple) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
-            and len(set(value)) == 1:
-        out.append(value[0])
-        return (Expr("#"),) * len(value)
-    return value
-
-
-def _fill(value, exprs: list) -> object:
-    """`_slots` undone: each slot marker takes the next of `exprs`."""
-    if isinstance(value, Ctor):
-        return replace(value, args=tuple(_fill(a, exprs) for a in value.args),
-                       kwargs=tuple((k, _fill(v, exprs)) for k, v in value.kwargs))
-    if isinstance(value, Expr) and value.text == "#":
-        return exprs.pop(0)
-    if isinstance(value, tuple) and value and all(isinstance(v, Expr) and v.text == "#" for v in value):
-        e = exprs.pop(0)
-        return (e,) * len(value)
-    return value
-
-
 def _skeleton(forward: Forward) -> tuple[tuple, list[int]]:
     numbers: list[int] = []
-    members = tuple((m.attr, _slots(m.module, numbers), m.comment) for m in forward.members)
+    members = tuple((m.attr, slots(m.module, numbers), m.comment) for m in forward.members)
     steps = tuple((s.target, s.expr) for s in forward.steps)
     return (members, steps, forward.outputs), numbers
-
-
-class _Parameters:
-    """Names for the numbers of a block class that differ from call to call: the block's own
-    parameters where a number is one of them (or a multiple: `4 * c`), `in_channels` for the
-    input's channels, else a name after the slot."""
-
-    def __init__(self, arguments: list[tuple[str, tuple[int, ...]]], in_channels: tuple[int, ...]):
-        self.arguments = list(arguments)  # the block's parameters: (name, values over the instances)
-        self.others = [("in_channels", in_channels)]  # then the input's channels, then names made here
-        self.used: list[str] = []
-        self.preferred: dict[tuple[int, ...], str] = {}  # values → the parameter the spec's tokens name for them
-
-    def prefer(self, columns: list[tuple[int, ...]], tokens: list[str]) -> None:
-        """Numbers equal to a parameter that a layer's token names (`conv1-width`) take that name
-        wherever they appear (the batch norm after it), so that one number is one name in the class."""
-        votes: dict[tuple[int, ...], Counter] = {}
-        for values, token in zip(columns, tokens):
-            for name in re.findall(r"[A-Za-z_]\w*", token):
-                if (name, values) in self.arguments:
-                    votes.setdefault(values, Counter())[name] += 1
-        self.preferred = {values: counts.most_common(1)[0][0] for values, counts in votes.items()}
-
-    @property
-    def known(self) -> list[tuple[str, tuple[int, ...]]]:
-        return self.arguments + self.others
-
-    def express(self, values: tuple[int, ...], fallback: str, create: bool = True, reads_input: bool = False,
-                token: str = ""):
-        """The expression for a number that takes `values` over the instances: a constant, a parameter
-        (`c`, `in_channels` first where the layer reads the block's input, one the spec's token names
-        before others of equal value), a multiple (`4 * c`, the smallest factor first), or a new
-        parameter called `fallback`."""
-        if len(set(values)) == 1:
-            return values[0]
-        if reads_input and values == self.others[0][1]:
-            return self._use("in_channels")
-        if values in self.preferred:
-            return self._use(self.preferred[values])
-        named = set(re.findall(r"[A-Za-z_]\w*", token))
-        for tier in (self.arguments, self.others):
-            ordered = sorted(tier, key=lambda item: item[0] not in named)
-            for name, known in ordered:
-                if known == values:
-                    return self._use(name)
-            for factor in (2, 3, 4, 6, 8):
-                for name, known in ordered:
-                    if not all(known):
-                        continue
-                    if all(v == factor * b for v, b in zip(values, known)):
-                        return f"{factor} * {self._use(name)}"
-                    if all(b == factor * v for v, b in zip(values, known)):
-                        return f"{self._use(name)} // {factor}"
-        if not create:
-            return "?"
-        name = fallback
-        n = 1
-        while any(name == k for k, _ in self.known):
-            n += 1
-            name = f"{fallback}{n}"
-        self.others.append((name, values))
-        return self._use(name)
-
-    def _use(self, name: str) -> str:
-        if name not in self.used:
-            self.used.append(name)
-        return name
 
 
 def _block_classes(net, block_name: str, instances: list[str], forwards: dict[str, Forward],
@@ -557,18 +448,18 @@ def _template(net, name: str, group: list[str], forwards: dict[str, Forward], nu
         values = tuple(dict(net.blocks[i].args).get(param) for i in group)
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             arguments.append((param, values))
-    params = _Parameters(arguments, tuple(s[0] for s in entries))
+    params = Parameters(arguments, tuple(s[0] for s in entries))
     columns = list(zip(*(numbers[i] for i in group)))
-    slot_names, reads_input, tokens = _slot_names(forward, net.module_layout.entries[first.id])
+    fallbacks, reads_input, tokens = slot_names(forward, net.module_layout.entries[first.id])
     params.prefer([tuple(col) for col in columns], tokens)
-    exprs = [_as_expr(params.express(tuple(col), slot_names[j], reads_input=reads_input[j], token=tokens[j]))
+    exprs = [as_expr(params.express(tuple(col), fallbacks[j], reads_input=reads_input[j], token=tokens[j]))
              for j, col in enumerate(columns)]
     members = []
     queue = list(exprs)
     for member in forward.members:
         shadow: list[int] = []
-        skeleton = _slots(member.module, shadow)
-        members.append(replace(member, module=_fill(skeleton, queue[: len(shadow)])))
+        skeleton = slots(member.module, shadow)
+        members.append(replace(member, module=fill(skeleton, queue[: len(shadow)])))
         del queue[: len(shadow)]
     steps = []
     for step in forward.steps:
@@ -584,75 +475,12 @@ def _template(net, name: str, group: list[str], forwards: dict[str, Forward], nu
         shapes = tuple(fmt_shape(step.shape) for step in forward.steps)
         input_shape = fmt_shape(entries[0])
     else:
-        shapes = tuple(_symbolic_shape(net, params, [forwards[i].steps[j].layer.shape for i in group], entries)
+        shapes = tuple(symbolic_shape(net, params, [forwards[i].steps[j].layer.shape for i in group], entries)
                        for j in range(len(forward.steps)))
-        input_shape = _symbolic_shape(net, params, entries, entries)
+        input_shape = symbolic_shape(net, params, entries, entries)
     known = dict(params.known)
     arguments = tuple({p: known[p][i] for p in used} for i in range(len(group)))
     return BlockClass(name, first, tuple(group), tuple(used), templated, shapes, input_shape, arguments)
-
-
-def _as_expr(value) -> object:
-    return value if isinstance(value, int) else Expr(value)
-
-
-def _slot_names(forward: Forward, entry: str) -> tuple[list[str], list[bool], list[str]]:
-    """For each number of a forward's modules: a fallback name (`conv3_out`), whether it is the input
-    channels of a layer that reads the block's input, and the layer's token as the spec wrote it."""
-    names: list[str] = []
-    reads: list[bool] = []
-    tokens: list[str] = []
-    for member in forward.members:
-        reading = member.layer is not None and entry in member.layer.inputs
-        before = len(names)
-        _name_slots(member.module, member.attr.replace(".", "_"), names, reads, reading)
-        tokens += [member.layer.token if member.layer is not None else ""] * (len(names) - before)
-    return names, reads, tokens
-
-
-def _name_slots(value, where: str, names: list[str], reads: list[bool], reading: bool, first: bool = False) -> None:
-    if isinstance(value, Ctor):
-        for i, a in enumerate(value.args):
-            label = where if isinstance(a, Ctor) else f"{where}_{['in', 'out'][i] if i < 2 else i}"
-            _name_slots(a, label, names, reads, reading, first=i == 0)
-        for k, v in value.kwargs:
-            _name_slots(v, f"{where}_{k}", names, reads, False)
-        return
-    numbers: list[int] = []
-    _slots(value, numbers)
-    names.extend([_identifier(where)] * len(numbers))
-    reads.extend([reading and first] * len(numbers))
-
-
-_SPATIAL = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
-
-
-def _symbolic_shape(net, params: _Parameters, shapes: list[Shape], entries: list[Shape]) -> str:
-    """A statement's shape over all of a class's instances: `4*c×H/s×W/s`."""
-    channels = params.express(tuple(s[0] for s in shapes), "", create=False, reads_input=shapes is entries)
-    parts = [str(channels).replace(" ", "")]
-    rank = len(entries[0]) - 1
-    letters = _SPATIAL.get(rank, tuple(f"S{i}" for i in range(rank)))
-    for d in range(1, len(shapes[0])):
-        if rank < 1 or len(shapes[0]) != len(entries[0]):
-            parts.append(str(shapes[0][d]) if len({s[d] for s in shapes}) == 1 else "?")
-            continue
-        sizes = tuple(s[d] for s in shapes)
-        inputs = tuple(e[d] for e in entries)
-        letter = letters[d - 1]
-        if sizes == inputs:
-            parts.append(letter)
-        elif len(set(sizes)) == 1:
-            parts.append(str(sizes[0]))
-        elif all(o and i % o == 0 for i, o in zip(inputs, sizes)):
-            ratio = params.express(tuple(i // o for i, o in zip(inputs, sizes)), "", create=False)
-            parts.append(f"{letter}/{ratio}" if ratio != "?" else "?")
-        elif all(i and o % i == 0 for i, o in zip(inputs, sizes)):
-            ratio = params.express(tuple(o // i for i, o in zip(inputs, sizes)), "", create=False)
-            parts.append(f"{letter}*{ratio}" if ratio != "?" else "?")
-        else:
-            parts.append("?")
-    return "×".join(parts)
 
 
 # ---- the whole plan -----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@
     imported.state        {state_dict key of imported.network.to_torch(): numpy array}
 
 The pipeline: `model.read` (onnx, shapes inferred with the batch fixed to 1) → `convert` (a
-converter per ONNX op type) → `structure` (composites by dominators, blocks by isomorphism) →
+converter per ONNX op type) → `composites` (by dominators) → `sequence` (named tensors) →
+`blocks` (by isomorphism) →
 `write` (tokens, after/defaults, lines) → the text is loaded back, and the loaded network must
 be isomorphic to the imported graph layer for layer (networkx's DiGraphMatcher), which is also
 how each ONNX initialiser finds its place in the checkpoint.
@@ -36,7 +37,8 @@ class Imported:
 def import_onnx(source, *, partial: bool = False, name: str | None = None) -> Imported:
     """Import an ONNX file (a path or a ModelProto). An op archdsl cannot express raises `UnsupportedOp`
     naming the node, its op type and what is missing; with `partial`, the graph up to it is imported."""
-    from . import convert, model as model_mod, structure, write
+    from . import blocks as blocks_mod, composites, convert, model as model_mod, sequence, write
+    from .items import Call, Repeat
 
     onnx_model = model_mod.read(source)
     builder = convert.Builder(onnx_model)
@@ -60,15 +62,15 @@ def import_onnx(source, *, partial: bool = False, name: str | None = None) -> Im
         if stopped:
             raise ArchError(f"nothing to import before the first node archdsl cannot express ({stopped.message})")
         raise ArchError("nothing to import: the graph's output is its input (it has no layer archdsl counts)")
-    structure.normalise_concats(graph)
-    structure.nest_concats(graph, builder.input)
-    found = structure.composites(graph, builder.input, set(outputs.values()))
-    items = structure.sequence(graph, builder.input, outputs, found)
-    blocks_items = structure.blocks(graph, items)
+    composites.normalise_concats(graph)
+    composites.nest_concats(graph, builder.input)
+    found = composites.composites(graph, builder.input, set(outputs.values()))
+    items = sequence.sequence(graph, builder.input, outputs, found)
+    blocks_items = blocks_mod.blocks(graph, items)
     blocks = []
     for item in blocks_items:
-        call = item.call if isinstance(item, structure.Repeat) else item
-        if isinstance(call, structure.Call) and call.block not in blocks:
+        call = item.call if isinstance(item, Repeat) else item
+        if isinstance(call, Call) and call.block not in blocks:
             blocks.append(call.block)
     writer = write.Writer(graph, blocks)
     writer.decide(blocks_items)

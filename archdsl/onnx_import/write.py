@@ -16,7 +16,7 @@ from ..ops import (
 )
 from ..ops.base import compact_sizes
 from ..shapes import fmt_shape, full_padding, same_padding
-from .structure import (
+from .items import (
     Block, Call, Inception, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SplitItem, SqueezeExcite,
 )
 

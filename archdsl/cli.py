@@ -34,7 +34,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         code = _run(argv)
-        sys.stdout.flush()  # here, where a closed pipe can still be handled
+        if not sys.stdout.closed:  # the language server closes it when its client goes
+            sys.stdout.flush()  # here, where a closed pipe can still be handled
     except BrokenPipeError:
         # `archdsl check *.arch | head -2`: the reader has what it wanted. Nothing more can be
         # shown, and Python's own flush at exit must not complain about it either.
@@ -80,6 +81,7 @@ def _run(argv: list[str] | None) -> int:
             file=sys.stderr,
         )
         return 3
+
 
 if __name__ == "__main__":
     sys.exit(main())

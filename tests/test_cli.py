@@ -170,3 +170,23 @@ def test_building_the_whole_parser_imports_no_backend(repo_root):
     result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "none"
+
+
+def test_the_server_exits_quietly_when_its_client_says_so(repo_root):
+    """initialize, shutdown, exit: status 0 and nothing on stderr (the server closes stdout as it goes)."""
+    import json
+    import subprocess
+    import sys
+
+    def frame(message: dict) -> bytes:
+        body = json.dumps({"jsonrpc": "2.0", **message}).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    requests = (frame({"id": 1, "method": "initialize", "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+                + frame({"method": "initialized", "params": {}})
+                + frame({"id": 2, "method": "shutdown"})
+                + frame({"method": "exit"}))
+    result = subprocess.run([sys.executable, "-m", "archdsl", "lsp"], input=requests, capture_output=True,
+                            cwd=repo_root, timeout=60)
+    assert result.returncode == 0 and result.stderr.decode() == "", result.stderr.decode()
+    assert b'"id": 2' in result.stdout or b'"id":2' in result.stdout  # shutdown was answered

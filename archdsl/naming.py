@@ -1,6 +1,6 @@
 """Where each layer lives in the PyTorch module: one function, used by every backend.
 
-`module_paths(net)` maps an archdsl layer name (`bottleneck5.conv2`) to the dotted path
+`Network.module_paths` maps an archdsl layer name (`bottleneck5.conv2`) to the dotted path
 of its submodule in the module `to_torch()` builds, which is also the prefix of its
 tensors in a state_dict (`layer2.1.conv2.weight`). The TVM backend reads state_dicts by
 it, training freezes and transfers layers by it, and hooks find a layer's module by it
@@ -22,7 +22,7 @@ The module is laid out as torchvision lays out its models (resnet.py is the mode
   * a layer is named within its innermost block instance: `conv2`, as `archdsl check`
     prints it after the instance's dot.
 
-`layout(net)` holds all of it; `module_paths` is its layer → path map.
+`layout(net)` holds all of it; its `paths` (layer → path) are `Network.module_paths`.
 """
 from __future__ import annotations
 
@@ -232,21 +232,6 @@ def _stage_runs(net, calls: list[str], roles: dict[str, Role], chained, members)
     if len(current) > 1:
         runs.append(current)
     return runs
-
-
-def module_paths(net) -> dict[str, str]:
-    """Layer name → submodule path, for every layer of `net` (layers without weights included)."""
-    return net.module_layout.paths
-
-
-def layer_for_module(net, path: str) -> str | None:
-    """The layer whose submodule is `path` (or whose name is `path`), or None."""
-    if path in net.graph:
-        return path
-    for layer, module in net.module_paths.items():
-        if module == path:
-            return layer
-    return None
 
 
 def layers_under(net, path: str) -> list[str]:

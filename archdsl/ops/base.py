@@ -211,11 +211,6 @@ class Call:
         """Every declared option's value: as written, else its declared default."""
         return {o.name: self.take_option(o.name, o.default, o.position) for o in options}
 
-    def option_span(self, name: str) -> Span:
-        """Where an option was written (before it is taken), else the whole token."""
-        value = self.keywords.get(name)
-        return value.span if value is not None else self.span
-
     def finish(self) -> None:
         """Reject whatever the op did not take, with the options it does know."""
         if self.kernel is not None:

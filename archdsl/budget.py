@@ -65,12 +65,6 @@ class LayerCounter:
         finally:
             self.depth -= 1
 
-    def enter_block(self, name: str, term: ast.Layer) -> None:
-        if name in self.stack:
-            chain = " → ".join(self.stack + [name])
-            raise ExpansionError(f"block '{name}' calls itself ({chain}); blocks cannot recurse", term.span)
-        self.stack.append(name)
-
     def within_limit(self, count: int, term) -> int:
         if count > self.limit:
             raise ExpansionError(

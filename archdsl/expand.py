@@ -11,10 +11,11 @@ layer, opening a block instance, naming tensors, reading a layer's arguments.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Iterator
 
 from . import ast
 from .errors import ArchError, ExpansionError, ShapeError, SpecArgumentError, SpecNameError, Span, did_you_mean
@@ -181,12 +182,6 @@ class Expander:
     def complete(self, instance: str, **facts) -> None:
         """Record what expanding a composite found out: its merge node, its skip input, its shortcut."""
         self.graph.blocks[instance] = replace(self.graph.blocks[instance], **facts)
-
-    def enter_block(self, name: str, term: ast.Layer) -> None:
-        if name in self.block_stack:
-            chain = " → ".join(self.block_stack + [name])
-            raise ExpansionError(f"block '{name}' calls itself ({chain}); blocks cannot recurse", term.span)
-        self.block_stack.append(name)
 
     # ---- the walk ----
     def run(self) -> IRGraph:
@@ -402,6 +397,20 @@ def bind_arguments(block: ast.BlockDef, term: ast.Layer, env: dict, implicit: di
                 )
             bound[param.name] = evaluate(param.default, bound, True)
     return bound
+
+
+@contextlib.contextmanager
+def inside_block(stack: list[str], name: str, term: ast.Layer) -> Iterator[None]:
+    """Walk into block `name`'s body, called by `term`: `stack` holds the blocks being walked,
+    outermost first, so that a block calling itself is refused instead of recursing."""
+    if name in stack:
+        chain = " → ".join(stack + [name])
+        raise ExpansionError(f"block '{name}' calls itself ({chain}); blocks cannot recurse", term.span)
+    stack.append(name)
+    try:
+        yield
+    finally:
+        stack.pop()
 
 
 def nesting_error(term, blocks: list[str]) -> ExpansionError:

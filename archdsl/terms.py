@@ -75,7 +75,7 @@ class BlockCall:
 
     def count(self, term: ast.Layer, counter, env, ctx, in_after) -> int:
         from .evaluate import SHAPE_DEPENDENT
-        from .expand import bind_arguments, shape_names
+        from .expand import bind_arguments, inside_block, shape_names
 
         block, block_ctx = ctx.blocks[term.name]
         if not self.count_depends_on_arguments(block, block_ctx, counter):
@@ -85,11 +85,8 @@ class BlockCall:
             key = (id(block), tuple(sorted((k, repr(v)) for k, v in bound.items())))
         if key in counter.memo:
             return counter.memo[key]
-        counter.enter_block(block.name, term)
-        try:
+        with inside_block(counter.stack, block.name, term):
             count = counter.term(block.body, bound, block_ctx)
-        finally:
-            counter.stack.pop()
         count = max(count, 1)  # a call is a step of expansion even where it adds no layer
         counter.memo[key] = counter.within_limit(count, term)
         return count
@@ -117,12 +114,11 @@ class BlockCall:
         return False
 
     def expand(self, term: ast.Layer, ex, current, scope, in_after) -> str:
-        from .expand import bind_arguments, shape_names
+        from .expand import bind_arguments, inside_block, shape_names
 
         block, ctx = scope.ctx.blocks[term.name]
         env = bind_arguments(block, term, scope.env, shape_names(ex.shape(current)))
-        ex.enter_block(block.name, term)
-        try:
+        with inside_block(ex.block_stack, block.name, term):
             terms = block.body.terms if isinstance(block.body, ast.Group) else (block.body,)
             composites = [t for t in terms if type(t) in COMPOSITES]
             composite = COMPOSITES[type(composites[0])] if len(composites) == 1 else None
@@ -136,8 +132,6 @@ class BlockCall:
                 else:
                     current = ex.term(t, current, inner)
             return current
-        finally:
-            ex.block_stack.pop()
 
 
 class Group:

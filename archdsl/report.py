@@ -5,14 +5,13 @@ from decimal import Decimal
 
 from .hierarchy import Hierarchy
 from .network import Network
+from .ops.base import compact_sizes
 from .shapes import fmt_shape
 
 
 def per_dim_text(values: tuple) -> str:
-    """(5, 5) → "5"; (5, 17) → "5x17": one value per spatial dimension, as the table writes them."""
-    if not values:
-        return "-"
-    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+    """(5, 5) → "5"; (5, 17) → "5x17": one value per spatial dimension, as tokens write sizes; "-" for none."""
+    return compact_sizes(values) if values else "-"
 
 
 def human(n: float, unit: str = "") -> str:

@@ -122,6 +122,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[_Recording]:
     Any OS error (a full disk, a read-only folder) becomes an ArchError naming `path`;
     the old `path` stays as it was and the temporary file is removed. A `path` that is
     a device or a FIFO (`-o /dev/stdout`) is written into directly: it is never replaced.
+    A file that is replaced keeps its permissions (`archdsl fmt` rewriting a spec).
     """
     shown = path = Path(path)
     try:
@@ -140,6 +141,8 @@ def atomic_write(path: str | os.PathLike) -> Iterator[_Recording]:
         raise os_error(exc, shown) from None
     file = _Recording(os.fdopen(fd, "wb"))
     try:
+        if mode is not None and not direct:
+            os.fchmod(fd, stat.S_IMODE(mode))
         yield file
         file.flush()
         if not direct:

@@ -146,6 +146,20 @@ def test_fmt_check_and_write(tmp_path, run_archdsl):
     assert run_archdsl("fmt", "--check", messy, tidy).returncode == 0
 
 
+def test_fmt_keeps_the_files_permissions_and_links(tmp_path, run_archdsl):
+    """A reformatted spec is replaced in one step, as every writer does (files.atomic_write): the file
+    keeps its mode, and a spec reached through a link is rewritten where the link leads."""
+    spec = tmp_path / "spec.arch"
+    spec.write_text("input 3x8x8\nconv3 - 8\n")
+    spec.chmod(0o640)
+    link = tmp_path / "link.arch"
+    link.symlink_to(spec)
+    result = run_archdsl("fmt", link)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and spec.read_text() == "input 3x8x8\nconv3-8\n"
+    assert spec.stat().st_mode & 0o777 == 0o640
+
+
 def test_fmt_refuses_a_spec_that_does_not_parse(tmp_path, run_archdsl):
     broken = tmp_path / "broken.arch"
     broken.write_text("input 3x8x8\nconv3-8 (\n")

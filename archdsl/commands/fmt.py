@@ -1,9 +1,7 @@
 """`archdsl fmt [--check] FILE…`: lay specs out one way, comments kept (see archdsl/formatter.py)."""
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -16,6 +14,7 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     from archdsl.errors import ArchError
+    from archdsl.files import write_text
     from archdsl.formatter import format_text
     from archdsl.loader import read_source
 
@@ -33,31 +32,15 @@ def run(args) -> int:
             path = Path(name)
             text = read_source(path).text
             formatted = format_text(text, name, path.resolve())
+            if formatted == text:
+                continue
+            if args.check:
+                print(f"would reformat {name}", file=sys.stderr)
+                status = 1
+                continue
+            write_text(path, formatted)  # in one step: an interrupted write never leaves half a spec
+            print(f"reformatted {name}", file=sys.stderr)
         except ArchError as err:
             print(err.format(), file=sys.stderr)
             status = 1
-            continue
-        if formatted == text:
-            continue
-        if args.check:
-            print(f"would reformat {name}", file=sys.stderr)
-            status = 1
-        else:
-            _write(path, formatted)
-            print(f"reformatted {name}", file=sys.stderr)
     return status
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace the file in one step: an interrupted write never leaves half a spec."""
-    folder = path.resolve().parent
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-        os.chmod(temporary, path.stat().st_mode & 0o777)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise

@@ -185,13 +185,7 @@ class SqueezeExcite(Composite):
             if isinstance(arg.value, ast.RefArg):
                 raise SpecArgumentError(f"se takes options, not tensors. Received: @{arg.value.name}", arg.span)
             strict = arg.keyword is None or arg.keyword in self.NUMBERS  # `act=silu` is a word, not a name
-            value = Value(evaluate(arg.value, env, strict), arg.span)
-            if arg.keyword is None:
-                call.positional.append(value)
-            elif arg.keyword in call.keywords:
-                raise SpecArgumentError(f"se: the option '{arg.keyword}' is given twice. Received: {arg.keyword}=…", arg.span)
-            else:
-                call.keywords[arg.keyword] = value
+            call.give(arg.keyword, Value(evaluate(arg.value, env, strict), arg.span))
         options = call.take_options(self.OPTIONS)
         call.finish()
         options["form"] = choice(options["form"], "form", self.FORMS, "se", term.span)

@@ -313,13 +313,8 @@ class Expander:
                     raise SpecArgumentError(f"a tensor is passed as @name, not as an option. Received: {arg.keyword}=@{arg.value.name}", arg.span)
                 refs.append((arg.value.name, arg.value.span))
                 continue
-            value = Value(evaluate(arg.value, scope.env, False), arg.value.span)
-            if arg.keyword is None:
-                call.positional.append(value)
-            elif arg.keyword in call.keywords:
-                raise SpecArgumentError(f"the option '{arg.keyword}' is given twice. Received: {arg.keyword}={value.value!r}", arg.span)
-            else:
-                call.keywords[arg.keyword] = Value(value.value, arg.span)  # `name=value`: errors point at both
+            # `name=value`: errors point at both
+            call.give(arg.keyword, Value(evaluate(arg.value, scope.env, False), arg.span if arg.keyword else arg.value.span))
         follow = call.keywords.pop("after", None)
         if follow is not None:
             if follow.value is not False:

@@ -162,6 +162,17 @@ class Call:
     follow_defaults: bool = True  # False for `after=false`: skip the file's `after` layers
     _known: list[str] = field(default_factory=list)
 
+    def give(self, keyword: str | None, value: Value) -> None:
+        """A written argument: positional, or an option, which may be given once."""
+        if keyword is None:
+            self.positional.append(value)
+        elif keyword in self.keywords:
+            raise SpecArgumentError(
+                f"{self.family}: the option '{keyword}' is given twice. Received: {keyword}={value.value!r}", value.span
+            )
+        else:
+            self.keywords[keyword] = value
+
     # ---- the parts of a token ----
     def take_kernel(self, default: int | tuple[int, ...] | None = None, example: str = "") -> int | tuple[int, ...]:
         self._known.append("kernel")

@@ -189,13 +189,27 @@ def names_in_scope(spec: ast.Spec, block: ast.BlockDef | None) -> list[ast.NameA
 # ---- imports ----
 
 
-def used_paths(text: str, base: Path) -> list[Path]:
-    """The files a spec's `use` lines name, resolved against its folder (read from the text alone)."""
-    return [(base / m.group(1)).resolve() for m in _USE.finditer(text)]
+def locate_use(written: str, importer: Path, root: Path) -> Path | None:
+    """The file a `use "written"` in `importer` reads when `root`'s spec is checked, found as the
+    loader finds it (beside the importer, then on ARCHDSL_PATH), or None where the loader refuses it."""
+    loader = Loader()
+    loader.root = root
+    try:
+        return loader.locate(ast.Use(written, Span(Source(str(importer), ""), 1, 1, 1, 1)), importer)[1]
+    except ArchError:
+        return None
 
 
-def reachable(path: Path, files: Mapping[Path, str], limit: int = 200) -> set[Path]:
-    """Every file `path` uses, directly or through other files (cycles and unreadable files stop the walk)."""
+def used_paths(text: str, importer: Path, root: Path) -> list[Path]:
+    """The files a spec's `use` lines name (read from the text alone), resolved as the loader does."""
+    found = (locate_use(m.group(1), importer, root) for m in _USE.finditer(text))
+    return [path for path in found if path is not None]
+
+
+def reachable(path: Path, files: Mapping[Path, str], limit: int = 200, root: Path | None = None) -> set[Path]:
+    """Every file `path` uses, directly or through other files (cycles and unreadable files stop the walk),
+    when the spec in `root` (by default `path`'s folder) is checked."""
+    root = root or path.parent
     seen: set[Path] = set()
     stack = [path]
     while stack and len(seen) < limit:
@@ -206,7 +220,7 @@ def reachable(path: Path, files: Mapping[Path, str], limit: int = 200) -> set[Pa
                 text = current.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-        for used in used_paths(text, current.parent):
+        for used in used_paths(text, current, root):
             if used not in seen:
                 seen.add(used)
                 stack.append(used)
@@ -307,9 +321,9 @@ def _use_leading_to(result: Analysis, target: Path, files: Mapping[Path, str]) -
     """The `use` of this document through which `target` was read."""
     if result.spec is None:
         return None
-    base = result.path.parent if result.path is not None else Path.cwd()
+    importer = result.path if result.path is not None else Path.cwd() / "spec.arch"
     for use in result.spec.uses:
-        used = (base / use.path).resolve()
-        if used == target or target in reachable(used, files):
+        used = locate_use(use.path, importer, importer.parent)
+        if used is not None and (used == target or target in reachable(used, files, root=importer.parent)):
             return use
     return None

@@ -480,9 +480,6 @@ def _store(part: RawSplit, shape: tuple[int, int, int]) -> Split:
     """`part` as uint8 tensors, channels mapped and (if it fits in memory) resized to `shape`."""
     channels, height, width = shape
     labels = torch.from_numpy(np.array(part.labels, dtype=np.int64))
-    if isinstance(part.images, tuple):  # images of differing sizes: resize each now
-        images = [_convert(image[None], channels, (height, width)) for image in part.images]
-        return Split(torch.cat(images), labels)
     count, native_channels, native_height, native_width = part.images.shape
     stored_channels = min(native_channels, channels)  # 1 -> 3 is replicated per batch
     eager = count * stored_channels * height * width <= _EAGER_RESIZE_BYTES

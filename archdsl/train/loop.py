@@ -580,7 +580,7 @@ def _progress_factory(options: RunOptions, ctx: dist.Context) -> Callable[[str, 
     def make(label: str, images: int) -> Progress | None:
         if not enabled:
             return None
-        return Progress(label, images, enabled=True, terminal=options.progress, every_s=options.progress_every)
+        return Progress(label, images, terminal=options.progress, every_s=options.progress_every)
 
     return make
 

@@ -266,12 +266,7 @@ class BatchLoader:
     skipped = ()  # images in memory were all decoded: none is ever skipped (see stream.StreamLoader)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank must be in [0, {self.world_size}), got {self.rank}")
-        if self.shuffle and self.world_size > 1 and self.generator is None:
-            raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
+        check_loader(self.batch_size, self.shuffle, self.generator, self.rank, self.world_size)
 
     def __len__(self) -> int:
         return batch_count(len(self.split), self.batch_size, self.world_size, self.drop_last)
@@ -292,6 +287,17 @@ class BatchLoader:
             return None
         seed = int(torch.randint(1 << 62, (1,), generator=self.generator))
         return torch.Generator().manual_seed(seed + self.rank)
+
+
+def check_loader(batch_size: int, shuffle: bool, generator: torch.Generator | None, rank: int,
+                 world_size: int) -> None:
+    """What a loader of either kind (BatchLoader, stream.StreamLoader) needs of its arguments."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    if shuffle and world_size > 1 and generator is None:
+        raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
 
 
 def shard_order(count: int, shuffle: bool, generator: torch.Generator | None, rank: int = 0,
@@ -315,8 +321,17 @@ def batch_count(count: int, batch_size: int, world_size: int, drop_last: bool) -
     return whole + (part > 0 and not drop_last)
 
 
+class NamedSplits:
+    """What DataSplits and stream.StreamSplits share: a split by its name."""
+
+    def split(self, name: str):
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
+        return getattr(self, name)
+
+
 @dataclass(frozen=True, eq=False)
-class DataSplits:
+class DataSplits(NamedSplits):
     train: Split
     val: Split
     test: Split
@@ -327,11 +342,6 @@ class DataSplits:
     def to(self, device: torch.device | str) -> "DataSplits":
         """The splits moved to `device`: on a GPU, batches are then cut and augmented there."""
         return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device), self.info)
-
-    def split(self, name: str) -> Split:
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
-        return getattr(self, name)
 
     def loader(
         self,

@@ -29,8 +29,8 @@ import torch
 
 from archdsl.errors import ArchError
 from archdsl.train.data import (
-    Augmentation, DatasetInfo, Normalize, RandomResizedCrop, Split, _convert, _normalization, _to_float, batch_count,
-    shard_order,
+    Augmentation, DatasetInfo, NamedSplits, Normalize, RandomResizedCrop, Split, _convert, _normalization, _to_float,
+    batch_count, check_loader, shard_order,
 )
 from archdsl.train.datasets.folder import BadImage, FolderSplit, ImageFolder, decode, pillow
 
@@ -237,7 +237,7 @@ def _worker_message(error: Exception) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamSplits:
+class StreamSplits(NamedSplits):
     """An image folder's splits, streamed: the interface of data.DataSplits."""
 
     train: FolderSplit
@@ -247,13 +247,6 @@ class StreamSplits:
     folder: ImageFolder
 
     streamed = True  # read from disk batch by batch (data.DataSplits: decoded into memory)
-
-    def split(self, name: str) -> FolderSplit:
-        from archdsl.train.data import SPLITS
-
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
-        return getattr(self, name)
 
     def loader(
         self,
@@ -270,10 +263,7 @@ class StreamSplits:
         pin_memory: bool = False,
         skip_bad: bool = False,
     ) -> StreamLoader:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if shuffle and world_size > 1 and generator is None:
-            raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
+        check_loader(batch_size, shuffle, generator, rank, world_size)
         dataset = self._dataset(split, tuple(augment))
         batches = _EpochBatches(len(dataset), batch_size, shuffle, generator, rank, world_size, drop_last,
                                 bool(augment))

@@ -407,14 +407,13 @@ def load_dataset(
     _check_fractions(val_fraction, test_fraction)
     raw = read_source(source, skip_bad=skip_bad)
     shape = _check_input_shape(tuple(input_shape), raw, source)
+    parts = _split(raw, val_fraction, test_fraction, seed, source)
     if isinstance(raw, ImageFolder):
         from archdsl.train.datasets.stream import stream_splits
 
-        parts = _split(raw, val_fraction, test_fraction, seed, source)
         return stream_splits(raw, parts, shape, source, normalize, seed, workers)
-    parts = _split(raw, val_fraction, test_fraction, seed, source)
     train, val, test = (_store(part, shape) for part in parts)
-    mean, std = _normalization(normalize, train, shape[0])
+    mean, std = _normalization(normalize, train.images, shape[0])
     info = DatasetInfo(raw.kind, source, raw.class_names, raw.channels, raw.native_size, shape, mean, std)
     return DataSplits(train, val, test, info)
 
@@ -527,11 +526,13 @@ def _to_float(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor
     return pixels.expand(-1, shape[0], -1, -1)
 
 
-def _normalization(normalize: Normalize, train: Split, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _normalization(normalize: Normalize, train_images: torch.Tensor | None,
+                   channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per input channel; `train_images` (uint8) are needed only for "dataset"."""
     if normalize == "none":
         return (0.0,) * channels, (1.0,) * channels
     if normalize == "dataset":
-        mean, std = _channel_stats(train.images)
+        mean, std = _channel_stats(train_images)
         # A constant channel would divide by zero; leave it unscaled instead.
         std = tuple(s if s > 0 else 1.0 for s in std)
         return _per_channel(mean, channels), _per_channel(std, channels)

@@ -29,7 +29,7 @@ import torch
 
 from archdsl.errors import ArchError
 from archdsl.train.data import (
-    Augmentation, DatasetInfo, NamedSplits, Normalize, RandomResizedCrop, Split, _convert, _normalization, _to_float,
+    Augmentation, DatasetInfo, NamedSplits, Normalize, RandomResizedCrop, _convert, _normalization, _to_float,
     batch_count, check_loader, shard_order,
 )
 from archdsl.train.datasets.folder import BadImage, FolderSplit, ImageFolder, decode, pillow
@@ -281,13 +281,9 @@ class StreamSplits(NamedSplits):
 def stream_splits(folder: ImageFolder, parts: tuple[FolderSplit, ...], shape: tuple[int, int, int], source: str,
                   normalize: Normalize, seed: int, workers: int) -> StreamSplits:
     train, val, test = parts
-    if normalize == "dataset":
-        sample = _stats_sample(FolderImages(train, shape, torch.zeros(shape[0], 1, 1), torch.ones(shape[0], 1, 1)),
-                               seed, workers)
-        mean, std = _normalization("dataset", Split(sample, torch.zeros(len(sample), dtype=torch.long)), shape[0])
-    else:
-        mean, std = _normalization(normalize, Split(torch.zeros(0, shape[0], 1, 1, dtype=torch.uint8),
-                                                    torch.zeros(0, dtype=torch.long)), shape[0])
+    sample = _stats_sample(FolderImages(train, shape, torch.zeros(shape[0], 1, 1), torch.ones(shape[0], 1, 1)),
+                           seed, workers) if normalize == "dataset" else None
+    mean, std = _normalization(normalize, sample, shape[0])
     info = DatasetInfo("folder", source, folder.class_names, folder.channels, folder.native_size, shape, mean, std)
     return StreamSplits(train, val, test, info, folder)
 
@@ -295,12 +291,12 @@ def stream_splits(folder: ImageFolder, parts: tuple[FolderSplit, ...], shape: tu
 def _stats_sample(dataset: FolderImages, seed: int, workers: int) -> torch.Tensor:
     """uint8 (n, C, H, W): up to STATS_SAMPLE training images chosen by the seed, decoded in `workers` processes."""
     count = len(dataset)
+    if not count:
+        return torch.zeros(0, *dataset.shape, dtype=torch.uint8)
     chosen = np.sort(np.random.default_rng(seed).permutation(count)[:STATS_SAMPLE]) if count > STATS_SAMPLE \
         else np.arange(count)
     loader = torch.utils.data.DataLoader(_Raw(dataset, chosen), batch_size=64, num_workers=workers,
                                          collate_fn=_collate_raw, worker_init_fn=_worker_init if workers else None)
-    if not count:
-        return torch.zeros(0, *dataset.shape, dtype=torch.uint8)
     try:
         with forking_workers():
             iterator = iter(loader)

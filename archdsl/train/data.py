@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Iterator, Literal, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, ClassVar, Iterator, Literal, Protocol, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from archdsl.errors import ArchError, did_you_mean
+from archdsl.train.config import AUGMENTATIONS as ARGUMENT_RANGES
 from archdsl.train.datasets import RawDataset, RawSplit, read_source
 from archdsl.train.datasets.folder import ImageFolder
 
@@ -89,6 +90,13 @@ class Augmentation(Protocol):
 
 
 class _DrawThenApply:
+    name: ClassVar[str]  # the spec's name for it
+
+    def __post_init__(self) -> None:
+        """Each argument in the range a spec's `augment` is read with (config.AUGMENTATIONS)."""
+        for arg, allowed in ARGUMENT_RANGES[self.name].items():
+            allowed.check(getattr(self, arg), f"{self.name}: argument '{arg}'", None)
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         n, _, height, width = images.shape
         return self.apply(images, self.draw(n, height, width, generator))
@@ -98,11 +106,8 @@ class _DrawThenApply:
 class RandomCrop(_DrawThenApply):
     """Pad each side by `pad` zeros (black: it runs before normalising) and crop back at a random offset."""
 
+    name = "crop"
     pad: int = 4
-
-    def __post_init__(self) -> None:
-        if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
-            raise ArchError(f"crop: expected pad to be a whole number >= 0, got {self.pad!r}; write e.g. crop(pad=4)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         if self.pad == 0:
@@ -123,11 +128,8 @@ class RandomCrop(_DrawThenApply):
 class HorizontalFlip(_DrawThenApply):
     """Mirror each image left-right with probability `p`."""
 
+    name = "flip"
     p: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.p <= 1:
-            raise ArchError(f"flip: expected a probability p in [0, 1], got {self.p!r}; write e.g. flip(p=0.5)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         return torch.rand(n, generator=generator) < self.p
@@ -146,16 +148,9 @@ class RandomResizedCrop(_DrawThenApply):
     image at its native size, before it is resized to the input.
     """
 
+    name = "resized_crop"
     min_scale: float = 0.08
     max_ratio: float = 4 / 3
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_scale <= 1:
-            raise ArchError(f"resized_crop: expected min_scale in (0, 1], got {self.min_scale!r}; "
-                            "write e.g. resized_crop(min_scale=0.08)")
-        if not self.max_ratio >= 1:
-            raise ArchError(f"resized_crop: expected max_ratio >= 1, got {self.max_ratio!r}; "
-                            "write e.g. resized_crop(max_ratio=1.333)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         return torch.tensor([self._box(height, width, generator) for _ in range(n)], dtype=torch.long).view(n, 4)
@@ -188,15 +183,10 @@ class RandomResizedCrop(_DrawThenApply):
 class ColorJitter(_DrawThenApply):
     """Random brightness, contrast and saturation per image, each a factor in 1 ± its value (on [0, 1] pixels)."""
 
+    name = "jitter"
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.4
-
-    def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ArchError(f"jitter: expected {name} in [0, 1), got {getattr(self, name)!r}; "
-                                "write e.g. jitter(brightness=0.4)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         spread = torch.tensor([self.brightness, self.contrast, self.saturation])
@@ -220,7 +210,7 @@ def _luma(images: torch.Tensor) -> torch.Tensor:
     return (images * torch.tensor(_LUMA, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
-AUGMENTATIONS = {"crop": RandomCrop, "flip": HorizontalFlip, "resized_crop": RandomResizedCrop, "jitter": ColorJitter}
+AUGMENTATIONS = {kind.name: kind for kind in (RandomCrop, HorizontalFlip, RandomResizedCrop, ColorJitter)}
 
 
 def make_augment(name: str, **params: float) -> Augmentation:

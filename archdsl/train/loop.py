@@ -227,31 +227,29 @@ def evaluate_split(model, loader, names, place_: Placement, tta: str = "none", p
                    view_size: tuple[int, int] | None = None) -> tuple[metrics.Tally, torch.Tensor, torch.Tensor]:
     """Main-output metrics over a whole loader, with the predictions and labels (for a confusion matrix).
 
-    With test-time augmentation (tta.py) the loader's images are larger than the input, each is cut into
-    views of the input size, and the views' class probabilities are averaged.
+    With test-time augmentation (tta.py) each image is cut into views of `view_size` (H, W; the loader's
+    images are larger than that for 10-crop), and the views' class probabilities are averaged.
     """
     model.eval()
     tally, predictions, truth = metrics.Tally(), [], []
     batches = iter(loader)
-    size = view_size
+
+    def main_logits(view: torch.Tensor) -> torch.Tensor:
+        if place_.channels_last:
+            view = view.contiguous(memory_format=torch.channels_last)
+        with place_.autocast():
+            return model_mod.outputs_dict(model(view), names)[names[0]].float()
+
     try:
         with torch.no_grad():
             for images, labels in batches:
                 images = images.to(place_.device)
                 labels = labels.to(place_.device)
-                if size is None:
-                    size = tuple(images.shape[-2:])
-                probabilities = 0
-                views = tta_mod.views(tta, images, size)
-                for view in views:
-                    if place_.channels_last:
-                        view = view.contiguous(memory_format=torch.channels_last)
-                    with place_.autocast():
-                        logits = model_mod.outputs_dict(model(view), names)[names[0]].float()
-                    if tta == "none":
-                        break
-                    probabilities = probabilities + logits.softmax(1) / len(views)
-                if tta != "none":  # log-probabilities are logits of the averaged prediction
+                if tta == "none":
+                    logits = main_logits(images)
+                else:  # log-probabilities are logits of the averaged prediction
+                    views = tta_mod.views(tta, images, view_size)
+                    probabilities = sum(main_logits(view).softmax(1) / len(views) for view in views)
                     logits = torch.log(probabilities.clamp_min(1e-12))
                 tally.add(F.cross_entropy(logits, labels), logits, labels)
                 predictions.append(logits.argmax(1).cpu())

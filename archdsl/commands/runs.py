@@ -26,13 +26,13 @@ def run(args) -> int:
         chosen = []
         for folder in args.compare:
             path = Path(folder)
-            found = runs.find_runs(path) if path.is_dir() else []
-            if len(found) != 1 or found[0].path != path:
+            if not runs.is_run(path):  # the folder itself; runs under it do not count
                 raise ArchError(f"'{folder}' is not a run folder (one with config.json and metrics.csv); "
                                 f"`archdsl runs {args.dir}` lists them")
-            if not found[0].rows:
+            found = runs.read_run(path)
+            if not found.rows:
                 raise ArchError(f"run '{folder}' has no finished epoch to draw")
-            chosen.append(found[0])
+            chosen.append(found)
         out = Path(args.out or "compare.png")
         out.parent.mkdir(parents=True, exist_ok=True)
         runs.plot_compare(chosen, out)

@@ -79,6 +79,9 @@ def run(args) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ArchError(f"--threads expects a number of CPU threads >= 1, got {args.threads}")
+    for flag, value in (("--workers", args.workers), ("--progress-every", args.progress_every)):
+        if value is not None and not 0 <= value < float("inf"):
+            raise ArchError(f"{flag} expects a number >= 0, got {value}")
     launcher = {k: getattr(args, f"launch_{k}") for k in distributed.LAUNCHER_OPTIONS}
     if args.nproc is not None:
         if args.nproc < 1:
@@ -106,9 +109,6 @@ def run(args) -> int:
         config = resolve_config(net.train_settings, overrides, net.input_shape)
     for warning in net.warnings:
         print(warning.format(), file=sys.stderr)
-    for flag, value in (("--workers", args.workers), ("--progress-every", args.progress_every)):
-        if value is not None and not 0 <= value < float("inf"):
-            raise ArchError(f"{flag} expects a number >= 0, got {value}")
     options = RunOptions(out=Path(args.out) if args.out else None, device=args.device, compile=args.compile,
                          resume=Path(args.resume) if args.resume else None,
                          progress=False if args.no_progress else None, threads=args.threads,

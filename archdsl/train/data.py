@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Iterator, Literal, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, ClassVar, Iterator, Literal, Protocol, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from archdsl.errors import ArchError, did_you_mean
+from archdsl.train.config import AUGMENTATIONS as ARGUMENT_RANGES
 from archdsl.train.datasets import RawDataset, RawSplit, read_source
 from archdsl.train.datasets.folder import ImageFolder
 
@@ -89,6 +90,13 @@ class Augmentation(Protocol):
 
 
 class _DrawThenApply:
+    name: ClassVar[str]  # the spec's name for it
+
+    def __post_init__(self) -> None:
+        """Each argument in the range a spec's `augment` is read with (config.AUGMENTATIONS)."""
+        for arg, allowed in ARGUMENT_RANGES[self.name].items():
+            allowed.check(getattr(self, arg), f"{self.name}: argument '{arg}'", None)
+
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         n, _, height, width = images.shape
         return self.apply(images, self.draw(n, height, width, generator))
@@ -98,11 +106,8 @@ class _DrawThenApply:
 class RandomCrop(_DrawThenApply):
     """Pad each side by `pad` zeros (black: it runs before normalising) and crop back at a random offset."""
 
+    name = "crop"
     pad: int = 4
-
-    def __post_init__(self) -> None:
-        if isinstance(self.pad, bool) or not isinstance(self.pad, int) or self.pad < 0:
-            raise ArchError(f"crop: expected pad to be a whole number >= 0, got {self.pad!r}; write e.g. crop(pad=4)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         if self.pad == 0:
@@ -123,11 +128,8 @@ class RandomCrop(_DrawThenApply):
 class HorizontalFlip(_DrawThenApply):
     """Mirror each image left-right with probability `p`."""
 
+    name = "flip"
     p: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.p <= 1:
-            raise ArchError(f"flip: expected a probability p in [0, 1], got {self.p!r}; write e.g. flip(p=0.5)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         return torch.rand(n, generator=generator) < self.p
@@ -146,16 +148,9 @@ class RandomResizedCrop(_DrawThenApply):
     image at its native size, before it is resized to the input.
     """
 
+    name = "resized_crop"
     min_scale: float = 0.08
     max_ratio: float = 4 / 3
-
-    def __post_init__(self) -> None:
-        if not 0 < self.min_scale <= 1:
-            raise ArchError(f"resized_crop: expected min_scale in (0, 1], got {self.min_scale!r}; "
-                            "write e.g. resized_crop(min_scale=0.08)")
-        if not self.max_ratio >= 1:
-            raise ArchError(f"resized_crop: expected max_ratio >= 1, got {self.max_ratio!r}; "
-                            "write e.g. resized_crop(max_ratio=1.333)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         return torch.tensor([self._box(height, width, generator) for _ in range(n)], dtype=torch.long).view(n, 4)
@@ -188,15 +183,10 @@ class RandomResizedCrop(_DrawThenApply):
 class ColorJitter(_DrawThenApply):
     """Random brightness, contrast and saturation per image, each a factor in 1 ± its value (on [0, 1] pixels)."""
 
+    name = "jitter"
     brightness: float = 0.4
     contrast: float = 0.4
     saturation: float = 0.4
-
-    def __post_init__(self) -> None:
-        for name in ("brightness", "contrast", "saturation"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ArchError(f"jitter: expected {name} in [0, 1), got {getattr(self, name)!r}; "
-                                "write e.g. jitter(brightness=0.4)")
 
     def draw(self, n: int, height: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
         spread = torch.tensor([self.brightness, self.contrast, self.saturation])
@@ -220,7 +210,7 @@ def _luma(images: torch.Tensor) -> torch.Tensor:
     return (images * torch.tensor(_LUMA, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
-AUGMENTATIONS = {"crop": RandomCrop, "flip": HorizontalFlip, "resized_crop": RandomResizedCrop, "jitter": ColorJitter}
+AUGMENTATIONS = {kind.name: kind for kind in (RandomCrop, HorizontalFlip, RandomResizedCrop, ColorJitter)}
 
 
 def make_augment(name: str, **params: float) -> Augmentation:
@@ -266,12 +256,7 @@ class BatchLoader:
     skipped = ()  # images in memory were all decoded: none is ever skipped (see stream.StreamLoader)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0 <= self.rank < self.world_size:
-            raise ValueError(f"rank must be in [0, {self.world_size}), got {self.rank}")
-        if self.shuffle and self.world_size > 1 and self.generator is None:
-            raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
+        check_loader(self.batch_size, self.shuffle, self.generator, self.rank, self.world_size)
 
     def __len__(self) -> int:
         return batch_count(len(self.split), self.batch_size, self.world_size, self.drop_last)
@@ -292,6 +277,17 @@ class BatchLoader:
             return None
         seed = int(torch.randint(1 << 62, (1,), generator=self.generator))
         return torch.Generator().manual_seed(seed + self.rank)
+
+
+def check_loader(batch_size: int, shuffle: bool, generator: torch.Generator | None, rank: int,
+                 world_size: int) -> None:
+    """What a loader of either kind (BatchLoader, stream.StreamLoader) needs of its arguments."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+    if shuffle and world_size > 1 and generator is None:
+        raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
 
 
 def shard_order(count: int, shuffle: bool, generator: torch.Generator | None, rank: int = 0,
@@ -315,8 +311,17 @@ def batch_count(count: int, batch_size: int, world_size: int, drop_last: bool) -
     return whole + (part > 0 and not drop_last)
 
 
+class NamedSplits:
+    """What DataSplits and stream.StreamSplits share: a split by its name."""
+
+    def split(self, name: str):
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
+        return getattr(self, name)
+
+
 @dataclass(frozen=True, eq=False)
-class DataSplits:
+class DataSplits(NamedSplits):
     train: Split
     val: Split
     test: Split
@@ -327,11 +332,6 @@ class DataSplits:
     def to(self, device: torch.device | str) -> "DataSplits":
         """The splits moved to `device`: on a GPU, batches are then cut and augmented there."""
         return DataSplits(self.train.to(device), self.val.to(device), self.test.to(device), self.info)
-
-    def split(self, name: str) -> Split:
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
-        return getattr(self, name)
 
     def loader(
         self,
@@ -397,14 +397,13 @@ def load_dataset(
     _check_fractions(val_fraction, test_fraction)
     raw = read_source(source, skip_bad=skip_bad)
     shape = _check_input_shape(tuple(input_shape), raw, source)
+    parts = _split(raw, val_fraction, test_fraction, seed, source)
     if isinstance(raw, ImageFolder):
         from archdsl.train.datasets.stream import stream_splits
 
-        parts = _split(raw, val_fraction, test_fraction, seed, source)
         return stream_splits(raw, parts, shape, source, normalize, seed, workers)
-    parts = _split(raw, val_fraction, test_fraction, seed, source)
     train, val, test = (_store(part, shape) for part in parts)
-    mean, std = _normalization(normalize, train, shape[0])
+    mean, std = _normalization(normalize, train.images, shape[0])
     info = DatasetInfo(raw.kind, source, raw.class_names, raw.channels, raw.native_size, shape, mean, std)
     return DataSplits(train, val, test, info)
 
@@ -480,9 +479,6 @@ def _store(part: RawSplit, shape: tuple[int, int, int]) -> Split:
     """`part` as uint8 tensors, channels mapped and (if it fits in memory) resized to `shape`."""
     channels, height, width = shape
     labels = torch.from_numpy(np.array(part.labels, dtype=np.int64))
-    if isinstance(part.images, tuple):  # images of differing sizes: resize each now
-        images = [_convert(image[None], channels, (height, width)) for image in part.images]
-        return Split(torch.cat(images), labels)
     count, native_channels, native_height, native_width = part.images.shape
     stored_channels = min(native_channels, channels)  # 1 -> 3 is replicated per batch
     eager = count * stored_channels * height * width <= _EAGER_RESIZE_BYTES
@@ -520,11 +516,13 @@ def _to_float(images: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor
     return pixels.expand(-1, shape[0], -1, -1)
 
 
-def _normalization(normalize: Normalize, train: Split, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _normalization(normalize: Normalize, train_images: torch.Tensor | None,
+                   channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per input channel; `train_images` (uint8) are needed only for "dataset"."""
     if normalize == "none":
         return (0.0,) * channels, (1.0,) * channels
     if normalize == "dataset":
-        mean, std = _channel_stats(train.images)
+        mean, std = _channel_stats(train_images)
         # A constant channel would divide by zero; leave it unscaled instead.
         std = tuple(s if s > 0 else 1.0 for s in std)
         return _per_channel(mean, channels), _per_channel(std, channels)

@@ -174,51 +174,48 @@ def check_outputs(net: Network, classes: int) -> None:
 # ---- one epoch ------------------------------------------------------------------------------------------------
 
 
-def run_epoch(model, loader, loss_fn, names, place_: Placement, optimizer=None, scaler=None, frozen=(),
+def run_epoch(model, loader, loss_fn, names, place_: Placement, optimizer, scaler=None, frozen=(),
               progress: Progress | None = None, on_step: Callable[[int, torch.Tensor], None] | None = None,
               lr_scale: Callable[[int], float] | None = None) -> metrics.Tally:
-    """Train (with an optimizer) or evaluate (without) over one pass of `loader`.
+    """Train over one pass of `loader` (evaluate_split evaluates).
 
     `lr_scale(step)` scales the learning rate of that step (warm-up); `on_step(step, loss)` sees every
     step's loss after the update (the divergence guard, TensorBoard). Steps count from 1.
     """
-    training = optimizer is not None
-    model.train(training)
+    model.train()
     for module in frozen:  # frozen batch norms keep their statistics
         module.eval()
     tally = metrics.Tally()
     batches = iter(loader)
     try:
-        with torch.set_grad_enabled(training):
-            for step, (images, labels) in enumerate(batches, 1):
-                images = images.to(place_.device, non_blocking=True)
-                if place_.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                labels = labels.to(place_.device, non_blocking=True)
-                with place_.autocast():
-                    outputs = model_mod.outputs_dict(model(images), names)
-                    loss = loss_fn(outputs, labels) if training else F.cross_entropy(outputs[names[0]].float(), labels)
-                if training:
-                    optimizer.zero_grad(set_to_none=True)
-                    scale = lr_scale(step) if lr_scale is not None else 1.0
-                    scheduled = [group["lr"] for group in optimizer.param_groups]
-                    if scale != 1.0:
-                        for group in optimizer.param_groups:
-                            group["lr"] *= scale
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        optimizer.step()
-                    for group, lr in zip(optimizer.param_groups, scheduled):  # the schedule never sees warm-up
-                        group["lr"] = lr
-                tally.add(loss.detach(), outputs[names[0]].detach().float(), labels)
-                if on_step is not None:
-                    on_step(step, loss.detach())
-                if progress is not None:
-                    progress.update(tally.count, tally.loss, tally.acc1)
+        for step, (images, labels) in enumerate(batches, 1):
+            images = images.to(place_.device, non_blocking=True)
+            if place_.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = labels.to(place_.device, non_blocking=True)
+            with place_.autocast():
+                outputs = model_mod.outputs_dict(model(images), names)
+                loss = loss_fn(outputs, labels)
+            optimizer.zero_grad(set_to_none=True)
+            scale = lr_scale(step) if lr_scale is not None else 1.0
+            scheduled = [group["lr"] for group in optimizer.param_groups]
+            if scale != 1.0:
+                for group in optimizer.param_groups:
+                    group["lr"] *= scale
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            for group, lr in zip(optimizer.param_groups, scheduled):  # the schedule never sees warm-up
+                group["lr"] = lr
+            tally.add(loss.detach(), outputs[names[0]].detach().float(), labels)
+            if on_step is not None:
+                on_step(step, loss.detach())
+            if progress is not None:
+                progress.update(tally.count, tally.loss, tally.acc1)
     finally:
         _close(batches)
         if progress is not None:
@@ -230,31 +227,29 @@ def evaluate_split(model, loader, names, place_: Placement, tta: str = "none", p
                    view_size: tuple[int, int] | None = None) -> tuple[metrics.Tally, torch.Tensor, torch.Tensor]:
     """Main-output metrics over a whole loader, with the predictions and labels (for a confusion matrix).
 
-    With test-time augmentation (tta.py) the loader's images are larger than the input, each is cut into
-    views of the input size, and the views' class probabilities are averaged.
+    With test-time augmentation (tta.py) each image is cut into views of `view_size` (H, W; the loader's
+    images are larger than that for 10-crop), and the views' class probabilities are averaged.
     """
     model.eval()
     tally, predictions, truth = metrics.Tally(), [], []
     batches = iter(loader)
-    size = view_size
+
+    def main_logits(view: torch.Tensor) -> torch.Tensor:
+        if place_.channels_last:
+            view = view.contiguous(memory_format=torch.channels_last)
+        with place_.autocast():
+            return model_mod.outputs_dict(model(view), names)[names[0]].float()
+
     try:
         with torch.no_grad():
             for images, labels in batches:
                 images = images.to(place_.device)
                 labels = labels.to(place_.device)
-                if size is None:
-                    size = tuple(images.shape[-2:])
-                probabilities = 0
-                views = tta_mod.views(tta, images, size)
-                for view in views:
-                    if place_.channels_last:
-                        view = view.contiguous(memory_format=torch.channels_last)
-                    with place_.autocast():
-                        logits = model_mod.outputs_dict(model(view), names)[names[0]].float()
-                    if tta == "none":
-                        break
-                    probabilities = probabilities + logits.softmax(1) / len(views)
-                if tta != "none":  # log-probabilities are logits of the averaged prediction
+                if tta == "none":
+                    logits = main_logits(images)
+                else:  # log-probabilities are logits of the averaged prediction
+                    views = tta_mod.views(tta, images, view_size)
+                    probabilities = sum(main_logits(view).softmax(1) / len(views) for view in views)
                     logits = torch.log(probabilities.clamp_min(1e-12))
                 tally.add(F.cross_entropy(logits, labels), logits, labels)
                 predictions.append(logits.argmax(1).cpu())
@@ -416,18 +411,18 @@ def _train(net, config, options, ctx, place_, started) -> Result:
                                  workers=workers, pin_memory=pin, skip_bad=options.skip_bad_images)
             _trace_shard(data, config, ctx, epoch)
             label = f"epoch {epoch + 1}/{config.epochs}"
+            warmup = _warmup(config, epoch, steps_per_epoch)
 
-            def on_step(step: int, loss: torch.Tensor, epoch: int = epoch) -> None:
+            def on_step(step: int, loss: torch.Tensor, epoch: int = epoch, warmup=warmup) -> None:
                 value = float(_mean_over_ranks(loss, ctx, place_))
                 guard.check(value, epoch + 1, step)
                 if board is not None:
-                    board.step(epoch * steps_per_epoch + step, value,
-                               optim.current_lr(optimizer) * _warmup(config, epoch, steps_per_epoch)(step))
+                    board.step(epoch * steps_per_epoch + step, value, optim.current_lr(optimizer) * warmup(step))
 
             shard_images = min(len(loader) * config.batch_size, -(-len(data.train) // ctx.world_size))
             train_tally = run_epoch(model, loader, loss_fn, names, place_, optimizer, scaler, frozen,
                                     progress(f"{label} train", shard_images), on_step,
-                                    _warmup(config, epoch, steps_per_epoch) if config.warmup else None)
+                                    warmup if config.warmup else None)
             val_loader = data.loader("val", config.batch_size, rank=ctx.rank, world_size=ctx.world_size,
                                      workers=workers, pin_memory=pin, skip_bad=options.skip_bad_images)
             val_tally = evaluate_split(model, val_loader, names, place_,
@@ -580,7 +575,7 @@ def _progress_factory(options: RunOptions, ctx: dist.Context) -> Callable[[str, 
     def make(label: str, images: int) -> Progress | None:
         if not enabled:
             return None
-        return Progress(label, images, enabled=True, terminal=options.progress, every_s=options.progress_every)
+        return Progress(label, images, terminal=options.progress, every_s=options.progress_every)
 
     return make
 

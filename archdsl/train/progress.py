@@ -16,17 +16,16 @@ PLAIN_EVERY_S = 30.0
 
 
 class Progress:
-    def __init__(self, label: str, total_images: int, *, stream: TextIO | None = None, enabled: bool = True,
-                 terminal: bool | None = None, every_s: float = PLAIN_EVERY_S, redraw_s: float = 0.2):
+    def __init__(self, label: str, total_images: int, *, stream: TextIO | None = None, terminal: bool | None = None,
+                 every_s: float = PLAIN_EVERY_S, redraw_s: float = 0.2):
         self.label, self.total = label, max(total_images, 1)
         self.stream = stream or sys.stderr
-        self.enabled = enabled
         self.terminal = _is_tty(self.stream) if terminal is None else terminal
         self.every_s = every_s  # redraw_s: the bar is redrawn at most this often, so that drawing never slows training
         self.start = self._last_line = time.perf_counter()
         self.images = 0
         self._bar = None
-        if enabled and self.terminal:
+        if self.terminal:
             from tqdm import tqdm
 
             self._bar = tqdm(total=self.total, desc=label, unit="img", unit_scale=False, file=self.stream,
@@ -40,7 +39,7 @@ class Progress:
             self._bar.update(advance)
             return
         now = time.perf_counter()
-        if self.enabled and now - self._last_line >= self.every_s:
+        if now - self._last_line >= self.every_s:
             self._last_line = now
             elapsed = now - self.start
             rate = images / max(elapsed, 1e-9)
@@ -53,10 +52,6 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-    @property
-    def images_per_s(self) -> float:
-        return self.images / max(time.perf_counter() - self.start, 1e-9)
 
 
 def format_duration(seconds: float) -> str:

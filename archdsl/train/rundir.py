@@ -6,7 +6,9 @@
     curves.png       loss and accuracy against epochs
     last.pt          the checkpoint after the last finished epoch
     best.pt          the checkpoint with the best validation top-1 so far
-    summary.json     at the end: test_top1, test_top5 (fractions), epochs, wall_s, params, device
+    summary.json     at the end: test_top1, test_top5 (fractions), epochs, best_val_top1, best_epoch, wall_s,
+                     params, device, world_size (and skipped_images, when images were left out)
+    events.out.tfevents.*   TensorBoard's (unless --no-tensorboard)
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Run folders side by side: what `archdsl runs` lists and compares. Reads only the plain files (no torch).
 
     find_runs(root) -> [RunInfo]            every run folder under `root` (config.json beside metrics.csv or last.pt)
+    is_run(folder), read_run(folder)        one folder
     table(runs) -> str                      spec, epochs done/planned, best validation and test top-1, wall time
     plot_compare(runs, path)                the runs' curves in one figure
 """
@@ -37,19 +38,19 @@ def find_runs(root: Path) -> list[RunInfo]:
     root = Path(root)
     if not root.is_dir():
         raise ArchError(f"'{root}' is not a folder; give the folder that holds run folders (default runs/)")
-    if _is_run(root):
+    if is_run(root):
         return [read_run(root)]
     found = []
     for current, folders, _ in os.walk(root):
         folders.sort()
         here = Path(current)
-        if here != root and _is_run(here):
+        if here != root and is_run(here):
             found.append(read_run(here))
             folders.clear()  # a run's own subfolders are not runs
     return found
 
 
-def _is_run(folder: Path) -> bool:
+def is_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and ((folder / "metrics.csv").is_file() or (folder / "last.pt").is_file())
 
 

@@ -114,11 +114,6 @@ def _scalar(setting: ast.Setting, expr) -> Any:
     return evaluate(expr, {}, strict=False)
 
 
-def number(setting: ast.Setting, kind: type, minimum: float | None = None, maximum: float | None = None,
-           exclusive_min: bool = False) -> int | float:
-    return Range(kind, minimum, maximum, low_open=exclusive_min).read(setting)
-
-
 def boolean(setting: ast.Setting) -> bool:
     value = _scalar(setting, setting.value)
     if not isinstance(value, bool):

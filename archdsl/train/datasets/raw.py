@@ -15,21 +15,15 @@ from archdsl.errors import ArchError
 
 @dataclass(frozen=True, eq=False)
 class RawSplit:
-    """Images and integer labels of one split.
+    """Images and integer labels of one split: `images` is uint8 (N, C, H, W)."""
 
-    `images` is uint8 (N, C, H, W); an image folder whose files differ in size
-    gives a tuple of (C, H, W) arrays instead, resized later one by one.
-    """
-
-    images: np.ndarray | tuple[np.ndarray, ...]
+    images: np.ndarray
     labels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def take(self, indices: np.ndarray) -> "RawSplit":
-        if isinstance(self.images, tuple):
-            return RawSplit(tuple(self.images[i] for i in indices), self.labels[indices])
         return RawSplit(self.images[indices], self.labels[indices])
 
 
@@ -40,7 +34,7 @@ class RawDataset:
     kind: str
     class_names: tuple[str, ...]
     channels: int
-    native_size: tuple[int, int] | None  # None: the images differ in size
+    native_size: tuple[int, int]
     pool: RawSplit
     val: RawSplit | None = None
     test: RawSplit | None = None

@@ -29,8 +29,8 @@ import torch
 
 from archdsl.errors import ArchError
 from archdsl.train.data import (
-    Augmentation, DatasetInfo, Normalize, RandomResizedCrop, Split, _convert, _normalization, _to_float, batch_count,
-    shard_order,
+    Augmentation, DatasetInfo, NamedSplits, Normalize, RandomResizedCrop, _convert, _normalization, _to_float,
+    batch_count, check_loader, shard_order,
 )
 from archdsl.train.datasets.folder import BadImage, FolderSplit, ImageFolder, decode, pillow
 
@@ -237,7 +237,7 @@ def _worker_message(error: Exception) -> str:
 
 
 @dataclass(frozen=True, eq=False)
-class StreamSplits:
+class StreamSplits(NamedSplits):
     """An image folder's splits, streamed: the interface of data.DataSplits."""
 
     train: FolderSplit
@@ -247,13 +247,6 @@ class StreamSplits:
     folder: ImageFolder
 
     streamed = True  # read from disk batch by batch (data.DataSplits: decoded into memory)
-
-    def split(self, name: str) -> FolderSplit:
-        from archdsl.train.data import SPLITS
-
-        if name not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
-        return getattr(self, name)
 
     def loader(
         self,
@@ -270,10 +263,7 @@ class StreamSplits:
         pin_memory: bool = False,
         skip_bad: bool = False,
     ) -> StreamLoader:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if shuffle and world_size > 1 and generator is None:
-            raise ValueError("sharded shuffling needs a generator seeded identically on every rank")
+        check_loader(batch_size, shuffle, generator, rank, world_size)
         dataset = self._dataset(split, tuple(augment))
         batches = _EpochBatches(len(dataset), batch_size, shuffle, generator, rank, world_size, drop_last,
                                 bool(augment))
@@ -291,13 +281,9 @@ class StreamSplits:
 def stream_splits(folder: ImageFolder, parts: tuple[FolderSplit, ...], shape: tuple[int, int, int], source: str,
                   normalize: Normalize, seed: int, workers: int) -> StreamSplits:
     train, val, test = parts
-    if normalize == "dataset":
-        sample = _stats_sample(FolderImages(train, shape, torch.zeros(shape[0], 1, 1), torch.ones(shape[0], 1, 1)),
-                               seed, workers)
-        mean, std = _normalization("dataset", Split(sample, torch.zeros(len(sample), dtype=torch.long)), shape[0])
-    else:
-        mean, std = _normalization(normalize, Split(torch.zeros(0, shape[0], 1, 1, dtype=torch.uint8),
-                                                    torch.zeros(0, dtype=torch.long)), shape[0])
+    sample = _stats_sample(FolderImages(train, shape, torch.zeros(shape[0], 1, 1), torch.ones(shape[0], 1, 1)),
+                           seed, workers) if normalize == "dataset" else None
+    mean, std = _normalization(normalize, sample, shape[0])
     info = DatasetInfo("folder", source, folder.class_names, folder.channels, folder.native_size, shape, mean, std)
     return StreamSplits(train, val, test, info, folder)
 
@@ -305,12 +291,12 @@ def stream_splits(folder: ImageFolder, parts: tuple[FolderSplit, ...], shape: tu
 def _stats_sample(dataset: FolderImages, seed: int, workers: int) -> torch.Tensor:
     """uint8 (n, C, H, W): up to STATS_SAMPLE training images chosen by the seed, decoded in `workers` processes."""
     count = len(dataset)
+    if not count:
+        return torch.zeros(0, *dataset.shape, dtype=torch.uint8)
     chosen = np.sort(np.random.default_rng(seed).permutation(count)[:STATS_SAMPLE]) if count > STATS_SAMPLE \
         else np.arange(count)
     loader = torch.utils.data.DataLoader(_Raw(dataset, chosen), batch_size=64, num_workers=workers,
                                          collate_fn=_collate_raw, worker_init_fn=_worker_init if workers else None)
-    if not count:
-        return torch.zeros(0, *dataset.shape, dtype=torch.uint8)
     try:
         with forking_workers():
             iterator = iter(loader)

@@ -179,7 +179,6 @@ class _Waits:
 
 def loader_alone(folder: Path, workers: int) -> tuple[float, float]:
     """(img/s, worker CPU µs per image): the streamed loader with nothing to feed, augmenting as in training."""
-    import torch
 
     from archdsl.train.data import load_dataset, make_augment
     from archdsl.train.loop import epoch_generator

@@ -95,7 +95,7 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
         return []
     recipes: dict[str, dict[tuple, list[str]]] = {}  # module class (as the file names it) → recipe → module paths
     biases: dict[tuple, bool] = {}
-    for layer, path, module in plan.modules:
+    for layer, path, module in plan.layer_modules:
         calls, comment, has_bias = _recipe(net, layer, scheme)
         if calls or has_bias:
             key = (calls, comment)

@@ -110,13 +110,9 @@ class Plan:
     layer_modules: tuple[tuple[Layer, str, Ctor], ...] = ()  # every layer's module: (layer, path, ctor)
 
     @property
-    def modules(self) -> list[tuple[Layer, str, Ctor]]:
-        return list(self.layer_modules)
-
-    @property
     def local_modules(self) -> list[LocalModule]:
         """The classes the generated file defines itself, in the order of first use."""
-        return list(dict.fromkeys(m.local for _, _, m in self.modules if m.local is not None))
+        return list(dict.fromkeys(m.local for _, _, m in self.layer_modules if m.local is not None))
 
 
 def class_name(network: str) -> str:

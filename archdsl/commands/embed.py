@@ -29,12 +29,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import os
     from pathlib import Path
 
     import numpy as np
 
     import archdsl
+    from archdsl import files
     from archdsl.errors import ArchError
     from archdsl.inspect import Inspection
     from archdsl.inspect.embeddings import linear_probe
@@ -54,14 +54,9 @@ def run(args) -> int:
     arrays = {"layer": np.array(layer), "class_names": np.array(inspection.class_names)}
     for split, feats in found.items():
         arrays[f"{split}_features"], arrays[f"{split}_labels"] = feats.vectors, feats.labels
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    files.make_folder(out.parent if str(out.parent) else ".")
+    with files.atomic_write(out) as file:
+        np.savez(file, **arrays)
     result = {"layer": layer, "dimensions": int(found[splits[0]].vectors.shape[1]), "out": str(out),
               "images": {split: len(feats.labels) for split, feats in found.items()}}
     if args.probe:

@@ -95,18 +95,6 @@ def _pyplot():
     return plt
 
 
-def heatmap(values: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str) -> Path:
-    plt = _pyplot()
-    rows, columns = values.shape
-    fig, ax = plt.subplots(figsize=(min(3 + 0.12 * columns, 16), min(2.5 + 0.12 * rows, 16)))
-    image = ax.imshow(values, cmap="viridis", aspect="auto", interpolation="nearest")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    fig.tight_layout()
-    files.save_figure(fig, path, dpi=100)
-    return path
-
-
 def scatter(points: np.ndarray, labels: np.ndarray, names: Sequence[str], path: Path, title: str) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))

@@ -17,8 +17,8 @@ from networkx.algorithms import isomorphism
 
 from ..ops import FC, REGISTRY, Add, AvgPool, ChannelSlice, Conv, Deconv, MaxPool, Trait
 from .items import (
-    Block, Call, Composite, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SplitItem, SqueezeExcite, layer_of,
-    all_items, nodes_of,
+    Block, Call, Composite, Inception, LayerItem, MergeItem, Name, Ref, Repeat, Residual, SplitItem, SqueezeExcite,
+    layer_of, all_items, nodes_of,
 )
 from .sequence import GENERIC_NAMES
 
@@ -28,6 +28,8 @@ _KEYWORDS = {"block", "network", "input", "after", "defaults", "use", "train", "
 # The numbers of a layer that a block may take as parameters; the rest label the layer.
 SLOTS = {Conv: ("out_channels", "stride", "groups"), Deconv: ("out_channels", "stride", "groups"),
          FC: ("out_features",), MaxPool: ("stride",), AvgPool: ("stride",)}
+# A block that neither a class nor a module path names is called after the composite it is.
+_COMPOSITE_NAMES = {Residual: "residual_block", Inception: "inception_block", SqueezeExcite: "se_block"}
 _PREFIX = {"out_channels": "c", "out_features": "n", "stride": "s", "groups": "g", "ratio": "r", "squeeze": "c"}
 
 
@@ -348,8 +350,8 @@ def _block_name(graph, group, template, taken: set[str]) -> str:
         if len(word) >= 3 and word.isidentifier() and word.lower() not in GENERIC_NAMES:
             name = _snake(word)
     if name is None:
-        kind = next((type(i).__name__ for i in template if isinstance(i, Composite)), "")
-        name = {"Residual": "residual_block", "Inception": "inception_block", "SqueezeExcite": "se_block"}.get(kind, "unit")
+        kind = next((type(i) for i in template if isinstance(i, Composite)), None)
+        name = _COMPOSITE_NAMES.get(kind, "unit")
 
     if name in REGISTRY or name in _KEYWORDS:
         name += "_block"  # a block may not take a layer type's name, nor a keyword's

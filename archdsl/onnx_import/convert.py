@@ -5,8 +5,9 @@ input (Identity, Dropout, a Reshape that only adds unit dimensions), or folds in
 (a MatMul's bias Add, a Flatten before a fully connected layer, which flattens by itself).
 
 A node archdsl cannot express is an `UnsupportedOp` naming the node, its op type and what is
-missing. The converters ask `ops.REGISTRY` for the layer types they need, so an op added to
-archdsl (relu6, silu, hardswish, …) is imported as soon as it is registered.
+missing. The converters name the op classes they make; activations that ONNX spells as several
+nodes (GELU, Mish, SiLU as exporters decompose them) are found among every registered activation by
+what they compute (`activations`), so such an op added to archdsl is imported as soon as it is registered.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import networkx as nx
 
 from ..errors import ArchError
 from ..ops import (
-    FC, LRN, Add, AvgPool, BatchNorm, Concat, Conv, Deconv, Flatten, GlobalAvgPool, Input, LeakyReLU, MaxPool, Mul, Op,
-    REGISTRY, ReLU, Sigmoid, Softmax, Tanh, Upsample,
+    ELU, FC, GELU, LRN, Add, AvgPool, BatchNorm, ChannelSlice, Concat, Conv, Deconv, Flatten, GlobalAvgPool, GroupNorm,
+    Hardsigmoid, Hardswish, Input, LayerNorm, LayerScale, LeakyReLU, MaxPool, Mul, Op, PReLU, ReLU, ReLU6, Shuffle,
+    Sigmoid, SiLU, Softmax, Tanh, Trait, Upsample,
 )
+from ..ops.activation import Mish
 from ..shapes import fmt_shape
 from .model import OnnxModel, attributes, module_hint
 
@@ -145,10 +148,9 @@ class Builder:
 
 def _keeps_layout(op: Op) -> bool:
     """Ops that act on each position's channels alike, so that they work channels last as they do
-    channels first: activations, layer norm, a pointwise fc, a layer scale, and adds of such tensors."""
-    from ..ops import Activation
-
-    return isinstance(op, (Activation, Add, Mul)) or op.family in ("layernorm", "layerscale", "prelu", "dropout") \
+    channels first: element-wise ops (activations, prelu, dropout), layer norm, a pointwise fc, a layer
+    scale, and adds of such tensors."""
+    return op.has(Trait.ELEMENTWISE) or isinstance(op, (Add, Mul, LayerNorm, LayerScale)) \
         or isinstance(op, FC) and op.pointwise
 
 
@@ -211,13 +213,6 @@ def f32(value) -> float:
     import numpy as np
 
     return float(str(np.float32(value)))
-
-
-def _registered(node, family: str) -> type[Op]:
-    cls = REGISTRY.get(family)
-    if cls is None:
-        raise UnsupportedOp(node, f"archdsl has no '{family}' layer to express it (yet)")
-    return cls
 
 
 # ---- convolution, pooling --------------------------------------------------------------------------------
@@ -355,7 +350,7 @@ def gelu(node, b: Builder, attrs: dict) -> None:
     approximate = attrs.get("approximate", b"none")
     if (approximate.decode() if isinstance(approximate, bytes) else approximate) != "none":
         raise UnsupportedOp(node, "GELU's tanh approximation; archdsl's gelu is the exact (erf) form")
-    b.add(node, REGISTRY["gelu"](), [_one_input(node, b)])
+    b.add(node, GELU(), [_one_input(node, b)])
 
 
 @converter("Softmax")
@@ -380,7 +375,7 @@ def clip(node, b: Builder, attrs: dict) -> None:
     low = None if low is None else float(low)
     high = None if high is None else float(high)
     if (low, high) == (0.0, 6.0):
-        b.add(node, _registered(node, "relu6")(), [_one_input(node, b)])
+        b.add(node, ReLU6(), [_one_input(node, b)])
     elif low == 0.0 and high is None:
         b.add(node, ReLU(), [_one_input(node, b)])
     else:
@@ -392,24 +387,23 @@ def hard_sigmoid(node, b: Builder, attrs: dict) -> None:
     alpha, beta = f32(attrs.get("alpha", 0.2)), f32(attrs.get("beta", 0.5))
     if not (math.isclose(alpha, 1 / 6, rel_tol=1e-5) and math.isclose(beta, 0.5)):
         raise UnsupportedOp(node, f"a hard sigmoid with alpha={alpha}, beta={beta}; archdsl's is PyTorch's (1/6, 0.5)")
-    b.add(node, _registered(node, "hardsigmoid")(), [_one_input(node, b)])
+    b.add(node, Hardsigmoid(), [_one_input(node, b)])
 
 
 @converter("HardSwish")
 def hard_swish(node, b: Builder, attrs: dict) -> None:
-    b.add(node, _registered(node, "hardswish")(), [_one_input(node, b)])
+    b.add(node, Hardswish(), [_one_input(node, b)])
 
 
 @converter("Mish")
 def mish(node, b: Builder, attrs: dict) -> None:
-    b.add(node, _registered(node, "mish")(), [_one_input(node, b)])
+    b.add(node, Mish(), [_one_input(node, b)])
 
 
 @converter("Elu")
 def elu(node, b: Builder, attrs: dict) -> None:
-    cls = _registered(node, "elu")
     alpha = f32(attrs.get("alpha", 1.0))
-    b.add(node, cls(alpha) if alpha != 1.0 else cls(), [_one_input(node, b)])
+    b.add(node, ELU(alpha) if alpha != 1.0 else ELU(), [_one_input(node, b)])
 
 
 # ---- fully connected, reshapes ---------------------------------------------------------------------------------
@@ -484,14 +478,13 @@ def _reshape(node, b: Builder, x: str) -> None:
     view = b.view(x)
     if view is not None:
         if view[0] == "split_t" and len(after) == len(before) - 1:
-            _add_plain(node, b, _registered(node, "shuffle")(view[1]), x)
+            _add_plain(node, b, Shuffle(view[1]), x)
             return
         if view[0] == "gn" and len(after) >= 2:
             import numpy as np
 
             channels = after[0]
-            cls = _registered(node, "groupnorm")
-            layer = _add_plain(node, b, cls(view[1], view[2]), x,
+            layer = _add_plain(node, b, GroupNorm(view[1], view[2]), x,
                                {"weight": np.ones(channels, np.float32), "bias": np.zeros(channels, np.float32)})
             layer.weights["#affine"] = "pending"  # the Mul and Add after it are its γ and β
             return
@@ -501,7 +494,7 @@ def _reshape(node, b: Builder, x: str) -> None:
         b.alias(node.output[0], x, ("split", after[0]))  # the first step of a channel shuffle
         return
     if len(before) >= 2 and len(after) == 2 and before[0] % after[0] == 0 and after[0] > 1 \
-            and after[1] * after[0] == math.prod(before) and "groupnorm" in REGISTRY:
+            and after[1] * after[0] == math.prod(before):
         b.alias(node.output[0], x, ("groups", after[0]))  # a group norm's regrouping
         return
     if [d for d in before if d != 1] == [d for d in after if d != 1] and (len(after) <= 1 or after[0] == before[0]):
@@ -570,7 +563,7 @@ def layer_norm(node, b: Builder, attrs: dict) -> None:
     import numpy as np
 
     bias = np.zeros_like(scale) if bias is None else bias
-    b.add(node, _registered(node, "layernorm")(f32(attrs.get("epsilon", 1e-5))), [x], {"weight": scale, "bias": bias})
+    b.add(node, LayerNorm(f32(attrs.get("epsilon", 1e-5))), [x], {"weight": scale, "bias": bias})
 
 
 @converter("InstanceNormalization")
@@ -595,15 +588,13 @@ def prelu(node, b: Builder, attrs: dict) -> None:
     channels = b.shape(x)[1]
     if slope.size not in (1, channels):
         raise UnsupportedOp(node, f"{slope.size} slopes on {channels} channels; archdsl's prelu has one or one per channel")
-    b.add(node, _registered(node, "prelu")(slope.size > 1), [x], {"weight": slope})
+    b.add(node, PReLU(slope.size > 1), [x], {"weight": slope})
 
 
 @converter("Split")
 def split(node, b: Builder, attrs: dict) -> None:
     """A cut of the channels into parts (ShuffleNetV2's `x.chunk(2, dim=1)`): one slice layer per part,
     which the writer writes as `split -> a, b`."""
-    from ..ops import ChannelSlice
-
     x = node.input[0]
     rank = len(b.shape(x))
     if int(attrs.get("axis", 0)) % rank != 1:
@@ -619,8 +610,6 @@ def split(node, b: Builder, attrs: dict) -> None:
 def channel_slice(node, b: Builder, attrs: dict) -> None:
     """Channels start … stop − 1 (archdsl's own `split` exports as one Slice per part)."""
     import numpy as np
-
-    from ..ops import ChannelSlice
 
     x = node.input[0]
     rank = len(b.shape(x))
@@ -686,7 +675,7 @@ def mul(node, b: Builder, attrs: dict) -> None:
         gate = b.layer_of(c)
         if isinstance(gate.op, Sigmoid) and gate.inputs == (b.producer[a],) and len(b.consumers(c)) == 1:
             b.graph.remove_node(gate.name)
-            b.add(node, REGISTRY["silu"](), [a])
+            b.add(node, SiLU(), [a])
             return
     shape_x, shape_s = b.shape(x)[1:], b.shape(s)[1:]
     if len(shape_s) > len(shape_x) or (shape_x != shape_s and all(d == 1 for d in shape_x[1:])):
@@ -705,15 +694,14 @@ def _layer_scale(node, b: Builder, x: str, constant) -> None:
         b.alias(node.output[0], x)
         return
     shape = layer.shape
-    if constant is None or "layerscale" not in REGISTRY:
+    if constant is None:
         raise UnsupportedOp(node, "multiplying by a computed constant; archdsl multiplies by weights per channel only")
     gamma = np.asarray(constant)
     if gamma.size != shape[0] or gamma.reshape(-1).shape[0] != shape[0]:
         raise UnsupportedOp(node, f"multiplying a {fmt_shape(shape)} map by a constant of shape {gamma.shape};"
                                   " archdsl's layerscale has one weight per channel")
-    cls = REGISTRY["layerscale"]
-    names = list(cls().weights((shape,)))
-    b.add(node, cls(), [x], {names[0]: gamma.reshape(cls().weights((shape,))[names[0]].shape)})
+    ((name, weight),) = LayerScale().weights((shape,)).items()
+    b.add(node, LayerScale(), [x], {name: gamma.reshape(weight.shape)})
 
 
 @converter("Concat")

@@ -4,6 +4,7 @@
     generate_source(net, init="auto")     -> str, a file importing only torch
     export_onnx(net, path, model=None, batch=1, check=True) -> Path
     load_checkpoint(path)                 -> state_dict (a raw one, or a trainer's {"model": …})
+    layer_module(model, net, layer_name)  -> the submodule that computes a layer, or None
 
 Lowering is a table from op class to emitter (`lower.LOWERING`); `plan` turns the IR
 into named statements, `codegen` prints them, `module` executes that source.
@@ -23,6 +24,7 @@ from .checkpoint import load_checkpoint  # noqa: E402
 from .codegen import generate_source  # noqa: E402
 from .module import to_torch  # noqa: E402
 from .onnx_export import export_onnx  # noqa: E402
+from .plan import build_plan  # noqa: E402
 
 
 def layer_module(model, net, layer_name: str):
@@ -32,6 +34,6 @@ def layer_module(model, net, layer_name: str):
         return model.get_submodule(net.module_path(layer_name))
     except AttributeError:
         return None
-from .plan import build_plan  # noqa: E402
+
 
 __all__ = ["to_torch", "generate_source", "export_onnx", "load_checkpoint", "build_plan", "layer_module"]

@@ -16,7 +16,7 @@ tensor gets follows its `Role`, which the op declares with its weights; a
 from __future__ import annotations
 
 from ...errors import ArchError
-from ...ops import Role
+from ...ops import ReLU, Role
 from .plan import Plan, attribute
 
 SCHEMES = ("kaiming", "xavier", "torch")
@@ -95,7 +95,7 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
         return []
     recipes: dict[str, dict[tuple, list[str]]] = {}  # module class (as the file names it) → recipe → module paths
     biases: dict[tuple, bool] = {}
-    for layer, path, module in plan.modules:
+    for layer, path, module in plan.layer_modules:
         calls, comment, has_bias = _recipe(net, layer, scheme)
         if calls or has_bias:
             key = (calls, comment)
@@ -124,4 +124,4 @@ def init_method(net, plan: Plan, scheme: str) -> list[str]:
 
 def _feeds_relu(net, node: str) -> bool:
     consumers = [net.layer(n).op for n in net.graph.successors(node)]
-    return bool(consumers) and all(op.family == "relu" for op in consumers)
+    return bool(consumers) and all(isinstance(op, ReLU) for op in consumers)

@@ -110,13 +110,9 @@ class Plan:
     layer_modules: tuple[tuple[Layer, str, Ctor], ...] = ()  # every layer's module: (layer, path, ctor)
 
     @property
-    def modules(self) -> list[tuple[Layer, str, Ctor]]:
-        return list(self.layer_modules)
-
-    @property
     def local_modules(self) -> list[LocalModule]:
         """The classes the generated file defines itself, in the order of first use."""
-        return list(dict.fromkeys(m.local for _, _, m in self.modules if m.local is not None))
+        return list(dict.fromkeys(m.local for _, _, m in self.layer_modules if m.local is not None))
 
 
 def class_name(network: str) -> str:
@@ -262,7 +258,8 @@ def _collapse_chains(net, units: list[_Unit], owner_path: str) -> list[_Unit]:
             chain_members = [Member(collapsed.attr, Ctor("Sequential"))]
             for u in group:  # inside a chain each value dies at the next layer: in place where the op allows
                 if not u.is_call:
-                    u = _layer_unit(net, u.layer, u.chain, u.containers, owner_path, _may_overwrite_in_chain(net, u.layer))
+                    dies_here = u.layer.inputs[0] not in net.output_nodes.values()
+                    u = _layer_unit(net, u.layer, u.chain, u.containers, owner_path, _may_overwrite(net, u.layer, dies_here))
                 chain_members += u.members
             collapsed.members = chain_members
             units = units[: inside[0]] + [collapsed] + units[inside[-1] + 1:]
@@ -291,12 +288,6 @@ def _layers_of(net, unit: _Unit) -> set[str]:
         return {unit.layer.name}
     entry = unit.inputs[0]  # the layers between the call's entry and its exit
     return set(nx.descendants(net.graph, entry)) & (set(nx.ancestors(net.graph, unit.layer.name)) | {unit.layer.name})
-
-
-def _may_overwrite_in_chain(net, layer: Layer) -> bool:
-    source = layer.inputs[0]
-    return (len(layer.inputs) == 1 and net.graph.out_degree(source) == 1
-            and source not in net.output_nodes.values() and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE))
 
 
 def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
@@ -348,7 +339,7 @@ def _forward(net, owner: str | None, ctors: dict[str, Ctor]) -> Forward:
         live[name] = unit.layer.name
         if not unit.is_call:  # now that liveness is known: in place where the input dies here
             unit = _layer_unit(net, unit.layer, unit.chain, unit.containers, owner_path,
-                               _may_overwrite(net, unit.layer, k, last_use))
+                               _may_overwrite(net, unit.layer, last_use.get(unit.layer.inputs[0]) == k))
         for member in unit.members:
             members += _containers_of(member, declared)
             members.append(member)
@@ -378,12 +369,15 @@ def _containers_of(member: Member, declared: set[str]) -> list[Member]:
     return out
 
 
-def _may_overwrite(net, layer: Layer, k: int, last_use: dict[str, int]) -> bool:
+def _may_overwrite(net, layer: Layer, dies_here: bool) -> bool:
+    """Whether `layer` may compute in place, over its input: its one input, which nothing else reads
+    and which is dead after it (`dies_here`, as the caller's liveness says), comes from an op whose
+    gradient does not need its output."""
     source = layer.inputs[0]
     return (
         len(layer.inputs) == 1
         and net.graph.out_degree(source) == 1  # no other consumer saved it for the backward pass
-        and last_use.get(source) == k
+        and dies_here
         and net.layer(source).op.has(Trait.OUTPUT_OVERWRITABLE)
     )
 

@@ -678,3 +678,17 @@ def test_zoo_matches_pytorch(spec):
         bound = TOL * max(1.0, float(np.max(np.abs(value))))
         err = float(np.max(np.abs(got[name] - value)))
         assert err < bound, f"{spec.stem} output {name}: max abs error {err} (bound {bound})"
+
+
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
+def test_weights_saved_through_a_wrapper_are_read(prefix):
+    """DistributedDataParallel and torch.compile put a prefix before every name; the PyTorch backend's
+    reader and TVM's take it off alike (archdsl/state_dicts.py)."""
+    import archdsl
+    from archdsl.backends.tvm.weights import read_state_dict
+
+    net = archdsl.load(ROOT / "specs" / "lenet5.arch")
+    state = net.to_torch().state_dict()
+    weights = read_state_dict(net, {prefix + key: value for key, value in state.items()})
+    layer = next(layer for layer in net.layers if layer.params)
+    np.testing.assert_array_equal(weights[layer.name]["weight"], state[f"{net.module_path(layer.name)}.weight"].numpy())

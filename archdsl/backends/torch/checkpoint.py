@@ -15,10 +15,9 @@ import torch
 
 from ...errors import ArchError
 from ...files import open_regular
+from ...state_dicts import unwrap_state_dict, weights_key
 
 EXPECTED = "a checkpoint written by torch.save (a .pt file)"
-# Where other trainers keep the weights in a checkpoint dict
-WEIGHT_KEYS = ("model", "state_dict", "model_state_dict")
 
 
 def read_torch_file(path: str | os.PathLike, map_location="cpu"):
@@ -53,7 +52,7 @@ def state_dict_of(payload, path) -> dict[str, torch.Tensor]:
     """The weights in what `torch.load` returned: a bare state_dict, or under 'model' (or 'state_dict', …)."""
     weights = payload
     if isinstance(payload, Mapping):
-        key = next((k for k in WEIGHT_KEYS if k in payload), None)
+        key = weights_key(payload)
         if key is not None:
             weights = payload[key]
             if not isinstance(weights, Mapping):
@@ -74,14 +73,6 @@ def check_tensors(weights: Mapping, path) -> dict[str, torch.Tensor]:
             raise ArchError(f"checkpoint {path}: its weights hold {describe(value)} under {name!r}; expected a tensor"
                             " for every parameter name (is it a state_dict?)")
     return dict(weights)
-
-
-def unwrap_state_dict(state: dict) -> dict:
-    """Keys without the prefixes DDP (`module.`) and torch.compile (`_orig_mod.`) add."""
-    for prefix in ("module.", "_orig_mod."):
-        if state and all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix):]: value for key, value in state.items()}
-    return state
 
 
 def load_checkpoint(path) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from ...errors import ArchError
+from ...state_dicts import weights_key
 
 
 def load_network(spec):
@@ -17,7 +18,7 @@ def load_network(spec):
 
 def load_state_dict(checkpoint):
     """A state_dict from a checkpoint path (torch.save of a state_dict or of {'state_dict': ...}) or a dict."""
-    if isinstance(checkpoint, dict) and not any(k in checkpoint for k in ("state_dict", "model_state_dict", "model")):
+    if isinstance(checkpoint, dict) and weights_key(checkpoint) is None:
         return checkpoint
     if isinstance(checkpoint, (str, os.PathLike)):
         if not os.path.exists(checkpoint):
@@ -28,9 +29,9 @@ def load_state_dict(checkpoint):
         from ..torch import load_checkpoint
 
         return load_checkpoint(checkpoint)
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
-            return checkpoint[key]
+    key = weights_key(checkpoint) if isinstance(checkpoint, dict) else None
+    if key is not None and isinstance(checkpoint[key], dict):
+        return checkpoint[key]
     if not isinstance(checkpoint, dict):
         raise ArchError("the checkpoint holds no state_dict (expected a dict of tensors, or {'state_dict': ...})")
     return checkpoint

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...errors import ArchError
+from ...state_dicts import unwrap_state_dict
 from ...ops import BatchNorm, Role, Weight
 
 
@@ -36,8 +37,7 @@ def read_state_dict(net, state_dict) -> dict[str, dict[str, np.ndarray]]:
     naming it, so a checkpoint from another spec fails with a clear message instead
     of a shape error deep inside TVM.
     """
-    if state_dict and all(key.startswith("module.") for key in state_dict):  # saved from DataParallel
-        state_dict = {key[len("module."):]: value for key, value in state_dict.items()}
+    state_dict = unwrap_state_dict(state_dict)  # saved from DataParallel or torch.compile
     weights: dict[str, dict[str, np.ndarray]] = {}
     used = set()
     for layer in net.layers:

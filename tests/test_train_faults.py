@@ -73,6 +73,15 @@ def damaged_checkpoints(finished_run: Path, folder: Path) -> dict[str, tuple[Pat
     save("a-list.pt", [1, 2, 3], "holds a list; expected a state_dict")
     save("empty-dict.pt", {}, "holds an empty dict")
     save("bad-config.pt", {**good, "config": {"lr": "fast", "optimizer": 3}}, "the settings in")
+    # tensors that load_state_dict cannot copy (it raised: exit 3), or would copy losing part of them
+    weights = good["model"]
+    for name, convert, message in [
+            ("sparse", lambda v: v.to_sparse(), "a sparse_coo tensor under"),
+            ("meta", lambda v: torch.empty(v.shape, device="meta"), "a tensor without data (device 'meta')"),
+            ("quantized", lambda v: torch.quantize_per_tensor(v, 0.1, 0, torch.qint8), "a quantized tensor (qint8)"),
+            ("complex", lambda v: v.to(torch.complex64), "a tensor of complex64 values"),
+            ("bool", lambda v: v > 0, "a tensor of bool values")]:
+        save(f"model-{name}.pt", {**good, "model": {k: convert(v) for k, v in weights.items()}}, message)
     return made
 
 

@@ -115,6 +115,12 @@ def test_resume_needs_every_field(finished, tmp_path, drop):
     ("epoch", 7, "epoch 7, best epoch"),
     ("optimizer", {"state": {}, "param_groups": []}, "its optimizer state does not fit this run"),
     ("rng", {"torch": 1}, "its random number generator states does not fit"),
+    # rows and states that loaded, then failed in the first step or when metrics.csv was written (exit 3)
+    ("history", [{"epoch": "one"}] * 2, "row 1 of its history holds a string for 'epoch'; expected a row of metrics"),
+    ("history", [5, 5], "row 1 of its history is a number; expected a row of metrics"),
+    ("scheduler", {"last_epoch": "x", "base_lrs": "x"}, r"its schedule state does not fit this run \(ValueError: "
+                                                        "'base_lrs' is a string, expected 1 entries"),
+    ("scheduler", {}, "its schedule state does not fit this run"),
 ])
 def test_resume_refuses_fields_that_do_not_fit(finished, tmp_path, field, value, message):
     spec, finished_run = finished
@@ -124,6 +130,19 @@ def test_resume_refuses_fields_that_do_not_fit(finished, tmp_path, field, value,
     payload[field] = value
     torch.save(payload, run_dir / "last.pt")
     with pytest.raises(ArchError, match=message):
+        run(spec, run_dir, "epochs=3", resume=run_dir)
+
+
+def test_resume_refuses_optimizer_buffers_of_another_shape(finished, tmp_path):
+    spec, finished_run = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    payload = torch.load(run_dir / "last.pt", weights_only=True)
+    for state in payload["optimizer"]["state"].values():
+        state.update({key: torch.zeros(99) for key, value in state.items() if value.dim()})
+    torch.save(payload, run_dir / "last.pt")
+    with pytest.raises(ArchError, match=r"its optimizer state does not fit this run \(ValueError: parameter 0's "
+                                        r"'exp_avg' is a tensor of shape \(99,\), the parameter \(6, 1, 3, 3\)\)"):
         run(spec, run_dir, "epochs=3", resume=run_dir)
 
 

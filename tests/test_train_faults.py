@@ -243,6 +243,39 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     assert no_temporary_files(run_dir)
 
 
+def test_a_disk_that_fills_between_last_and_best_says_last_holds_this_epoch(tmp_path, monkeypatch):
+    """last.pt of epoch 1 was written, best.pt was not: the message said 'no epoch was saved yet'."""
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY)
+    run_dir = tmp_path / "run"
+    save = ckpt.save_atomic
+
+    def best_fails(payload, path):
+        if path.name == ckpt.BEST:
+            raise files.os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)
+        save(payload, path)
+
+    monkeypatch.setattr(ckpt, "save_atomic", best_fails)
+    with pytest.raises(ArchError) as info:
+        run(spec, run_dir, "epochs=2")
+    assert info.value.message == (
+        f"no space left on device while writing {run_dir / 'best.pt'}; {run_dir / 'last.pt'} still holds epoch 1: "
+        f"make room (or fix the folder), then continue with: archdsl train --resume {run_dir}")
+    assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_evaluate_refuses_an_output_it_cannot_write_before_evaluating(finished, tmp_path, monkeypatch):
+    """The confusion PNG was written after the whole split was evaluated, and its failure lost the figures."""
+    spec, finished_run = finished
+    from archdsl.train import loop
+    from archdsl.train.evaluate import EvalOptions, evaluate
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(loop, "load_data", lambda *a, **k: pytest.fail("evaluated before checking the output"))
+    with pytest.raises(ArchError, match="a part of the path is a file"):
+        evaluate(archdsl.load(spec), finished_run / "last.pt", EvalOptions(out=tmp_path / "a-file" / "out"))
+
+
 def test_a_read_only_folder(tmp_path, monkeypatch):
     """Root writes into chmod-000 folders: the OS's EROFS is raised where archdsl creates files in the folder."""
     spec = tmp_path / "tiny.arch"

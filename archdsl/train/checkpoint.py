@@ -52,12 +52,13 @@ def save_epoch(state: dict[str, Any], run_dir: Path, improved: bool) -> None:
     best.pt holds an older one; `repair_best` (on --resume) copies last.pt over it.
     A failed write says what the folder still holds, and how to go on.
     """
+    kept = state["epoch"] - 1
     try:
         save_atomic(state, run_dir / LAST)
+        kept = state["epoch"]  # best.pt, if it fails now, is put back from last.pt on --resume (repair_best)
         if improved:
             save_atomic(state, run_dir / BEST)
     except ArchError as err:
-        kept = state["epoch"] - 1
         if not kept:
             raise ArchError(f"{err.message}; no epoch was saved yet") from None
         raise ArchError(f"{err.message}; {run_dir / LAST} still holds epoch {kept}: make room (or fix the folder), "

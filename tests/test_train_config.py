@@ -125,6 +125,12 @@ OUT_OF_RANGE = [
     ("aux_weight = -0.5", "train setting 'aux_weight' must be a number >= 0, got -0.5"),
     ("batch_size = 0", "train setting 'batch_size' must be a whole number >= 1, got 0"),
     ("epochs = 1e999", "train setting 'epochs' expects a whole number >= 1, got inf"),
+    # finite, but not in the 32-bit floats training computes in (torch raised mid-step: exit 3)
+    ("lr = 1e39", "train setting 'lr' expects a number > 0 within what training's 32-bit floats hold"),
+    ("weight_decay = 1e300", "train setting 'weight_decay' expects a number >= 0 within what training's 32-bit"),
+    ("augment = [resized_crop(max_ratio=1e308)]", "resized_crop: argument 'max_ratio' expects a number >= 1 within"),
+    ("lr = 1e-320", "train setting 'lr' must be a number > 0, got 1e-320 (which is 0 in training's 32-bit floats)"),
+    ("optimizer = adam(eps=1e-50)", "adam: argument 'eps' must be a number > 0, got 1e-50 (which is 0 in"),
 ]
 
 

@@ -73,6 +73,15 @@ def damaged_checkpoints(finished_run: Path, folder: Path) -> dict[str, tuple[Pat
     save("a-list.pt", [1, 2, 3], "holds a list; expected a state_dict")
     save("empty-dict.pt", {}, "holds an empty dict")
     save("bad-config.pt", {**good, "config": {"lr": "fast", "optimizer": 3}}, "the settings in")
+    # tensors that load_state_dict cannot copy (it raised: exit 3), or would copy losing part of them
+    weights = good["model"]
+    for name, convert, message in [
+            ("sparse", lambda v: v.to_sparse(), "a sparse_coo tensor under"),
+            ("meta", lambda v: torch.empty(v.shape, device="meta"), "a tensor without data (device 'meta')"),
+            ("quantized", lambda v: torch.quantize_per_tensor(v, 0.1, 0, torch.qint8), "a quantized tensor (qint8)"),
+            ("complex", lambda v: v.to(torch.complex64), "a tensor of complex64 values"),
+            ("bool", lambda v: v > 0, "a tensor of bool values")]:
+        save(f"model-{name}.pt", {**good, "model": {k: convert(v) for k, v in weights.items()}}, message)
     return made
 
 
@@ -106,6 +115,12 @@ def test_resume_needs_every_field(finished, tmp_path, drop):
     ("epoch", 7, "epoch 7, best epoch"),
     ("optimizer", {"state": {}, "param_groups": []}, "its optimizer state does not fit this run"),
     ("rng", {"torch": 1}, "its random number generator states does not fit"),
+    # rows and states that loaded, then failed in the first step or when metrics.csv was written (exit 3)
+    ("history", [{"epoch": "one"}] * 2, "row 1 of its history holds a string for 'epoch'; expected a row of metrics"),
+    ("history", [5, 5], "row 1 of its history is a number; expected a row of metrics"),
+    ("scheduler", {"last_epoch": "x", "base_lrs": "x"}, r"its schedule state does not fit this run \(ValueError: "
+                                                        "'base_lrs' is a string, expected 1 entries"),
+    ("scheduler", {}, "its schedule state does not fit this run"),
 ])
 def test_resume_refuses_fields_that_do_not_fit(finished, tmp_path, field, value, message):
     spec, finished_run = finished
@@ -115,6 +130,19 @@ def test_resume_refuses_fields_that_do_not_fit(finished, tmp_path, field, value,
     payload[field] = value
     torch.save(payload, run_dir / "last.pt")
     with pytest.raises(ArchError, match=message):
+        run(spec, run_dir, "epochs=3", resume=run_dir)
+
+
+def test_resume_refuses_optimizer_buffers_of_another_shape(finished, tmp_path):
+    spec, finished_run = finished
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    payload = torch.load(run_dir / "last.pt", weights_only=True)
+    for state in payload["optimizer"]["state"].values():
+        state.update({key: torch.zeros(99) for key, value in state.items() if value.dim()})
+    torch.save(payload, run_dir / "last.pt")
+    with pytest.raises(ArchError, match=r"its optimizer state does not fit this run \(ValueError: parameter 0's "
+                                        r"'exp_avg' is a tensor of shape \(99,\), the parameter \(6, 1, 3, 3\)\)"):
         run(spec, run_dir, "epochs=3", resume=run_dir)
 
 
@@ -213,6 +241,39 @@ def test_a_full_disk_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
         f"make room (or fix the folder), then continue with: archdsl train --resume {run_dir}")
     assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 1
     assert no_temporary_files(run_dir)
+
+
+def test_a_disk_that_fills_between_last_and_best_says_last_holds_this_epoch(tmp_path, monkeypatch):
+    """last.pt of epoch 1 was written, best.pt was not: the message said 'no epoch was saved yet'."""
+    spec = tmp_path / "tiny.arch"
+    spec.write_text(TINY)
+    run_dir = tmp_path / "run"
+    save = ckpt.save_atomic
+
+    def best_fails(payload, path):
+        if path.name == ckpt.BEST:
+            raise files.os_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), path)
+        save(payload, path)
+
+    monkeypatch.setattr(ckpt, "save_atomic", best_fails)
+    with pytest.raises(ArchError) as info:
+        run(spec, run_dir, "epochs=2")
+    assert info.value.message == (
+        f"no space left on device while writing {run_dir / 'best.pt'}; {run_dir / 'last.pt'} still holds epoch 1: "
+        f"make room (or fix the folder), then continue with: archdsl train --resume {run_dir}")
+    assert torch.load(run_dir / "last.pt", weights_only=True)["epoch"] == 1
+
+
+def test_evaluate_refuses_an_output_it_cannot_write_before_evaluating(finished, tmp_path, monkeypatch):
+    """The confusion PNG was written after the whole split was evaluated, and its failure lost the figures."""
+    spec, finished_run = finished
+    from archdsl.train import loop
+    from archdsl.train.evaluate import EvalOptions, evaluate
+
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(loop, "load_data", lambda *a, **k: pytest.fail("evaluated before checking the output"))
+    with pytest.raises(ArchError, match="a part of the path is a file"):
+        evaluate(archdsl.load(spec), finished_run / "last.pt", EvalOptions(out=tmp_path / "a-file" / "out"))
 
 
 def test_a_read_only_folder(tmp_path, monkeypatch):

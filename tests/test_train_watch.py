@@ -247,6 +247,39 @@ def test_runs_lists_run_folders_and_compares_two(tmp_path, capsys):
     assert "is not a run folder" in capsys.readouterr().err
 
 
+def test_runs_reads_damaged_run_folders_without_blocking_or_failing(tmp_path, capsys):
+    """A FIFO named summary.json blocked `archdsl runs` for ever; a metrics row without val_top1 and a summary
+    holding strings were internal errors. Each now reads as the part of the run that is there."""
+    import json
+    import os
+    import threading
+
+    config = json.dumps({"network": "tiny", "spec": "tiny.arch", "dataset": "digits", "epochs": 2})
+    row = "epoch,train_loss,train_acc,val_loss,val_top1,val_top5,lr,time_s\n1,2.0,0.3,2.0,0.7,0.9,0.05,0.5\n"
+    folders = {"fifo": (row, None), "no-val": ("epoch,train_loss\n1,2.0\n", "{}"),
+               "strings": (row, '{"test_top1": "x", "wall_s": [1]}'), "list": (row, "[1, 2]")}
+    for name, (metrics, summary) in folders.items():
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(config)
+        (folder / "metrics.csv").write_text(metrics)
+        if summary is None:
+            os.mkfifo(folder / "summary.json")
+        else:
+            (folder / "summary.json").write_text(summary)
+    codes = []
+    lister = threading.Thread(target=lambda: codes.append(main(["runs", str(tmp_path / "runs")])), daemon=True)
+    lister.start()
+    lister.join(timeout=60)
+    assert codes == [0], "archdsl runs blocked or failed"
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("fifo ") and "70.00% (ep 1)" in line and "1/2 *" in line for line in out), out
+    assert any(line.startswith("no-val ") and " 0/2 " in line for line in out), out
+    assert any(line.startswith("strings ") and "70.00% (ep 1)   -" in line for line in out), out
+    assert main(["runs", "--compare", str(tmp_path / "runs" / "no-val"), str(tmp_path / "runs" / "fifo")]) == 1
+    assert "has no finished epoch to draw" in capsys.readouterr().err
+
+
 def test_sync_bn_needs_cuda_and_says_why(tmp_path, capsys):
     spec = tmp_path / "bn.arch"
     spec.write_text("network bn\ninput 1x8x8\nconv3-6 bn relu maxpool2\nfc-10\n")

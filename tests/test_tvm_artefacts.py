@@ -114,6 +114,24 @@ def test_a_truncated_model_so_is_an_error_not_a_crash(built, tmp_path):
     assert "(a truncated or replaced copy)" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("keep", [64, 1000, "half", "all but one"])
+def test_a_truncated_model_so_with_a_recomputed_checksum_is_an_error_not_sigbus(built, tmp_path, keep):
+    """meta.json rewritten to the short file's size and SHA-256: the checksum passed and dlopen died of SIGBUS.
+    The ELF headers say how long the file must be. In a subprocess, as a crash would take pytest with it."""
+    folder = copy(built, tmp_path)
+    library = folder / "model.so"
+    data = library.read_bytes()
+    keep = {"half": len(data) // 2, "all but one": len(data) - 1}.get(keep, keep)
+    library.write_bytes(data[:keep])
+    edit_meta(folder, library=artefact.library_fingerprint(library))
+    np.save(tmp_path / "x.npy", X)
+    env = {k: v for k, v in os.environ.items() if k != "ARCHDSL_DEBUG"}
+    done = subprocess.run([sys.executable, "-m", "archdsl", "run", str(folder), "--input", str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert f"model.so is {keep:,} bytes but its ELF headers place" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_params_npz_missing_garbage_or_not_matching(built, tmp_path):
     folder = copy(built, tmp_path)
     meta = json.loads((folder / "meta.json").read_text())

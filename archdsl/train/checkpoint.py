@@ -52,12 +52,13 @@ def save_epoch(state: dict[str, Any], run_dir: Path, improved: bool) -> None:
     best.pt holds an older one; `repair_best` (on --resume) copies last.pt over it.
     A failed write says what the folder still holds, and how to go on.
     """
+    kept = state["epoch"] - 1
     try:
         save_atomic(state, run_dir / LAST)
+        kept = state["epoch"]  # best.pt, if it fails now, is put back from last.pt on --resume (repair_best)
         if improved:
             save_atomic(state, run_dir / BEST)
     except ArchError as err:
-        kept = state["epoch"] - 1
         if not kept:
             raise ArchError(f"{err.message}; no epoch was saved yet") from None
         raise ArchError(f"{err.message}; {run_dir / LAST} still holds epoch {kept}: make room (or fix the folder), "
@@ -114,6 +115,24 @@ def check_fields(payload: Mapping[str, Any], path: Path, resume: bool) -> None:
     if resume and not 0 <= payload["best_epoch"] <= payload["epoch"] == len(payload["history"]):
         raise ArchError(f"checkpoint {path}: epoch {payload['epoch']}, best epoch {payload['best_epoch']} and "
                         f"{len(payload['history'])} rows of history do not agree; the file is damaged")
+    if resume:
+        _check_history(payload["history"], path)
+
+
+def _check_history(history: list, path: Path) -> None:
+    """Every row of the metrics so far holds a number for each column metrics.csv writes."""
+    from archdsl.train.metrics import COLUMNS
+
+    for number, row in enumerate(history, 1):
+        bad = next((key for key in COLUMNS if not isinstance(row, Mapping) or not _is_number(row.get(key))), None)
+        if bad is not None:
+            got = f"is {describe(row)}" if not isinstance(row, Mapping) else f"holds {describe(row.get(bad))} for '{bad}'"
+            raise ArchError(f"checkpoint {path}: row {number} of its history {got}; expected a row of metrics, a number"
+                            f" for each of {', '.join(COLUMNS)}. The file is damaged")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ---- random number generator states, as tensors ------------------------------------------------
@@ -152,11 +171,27 @@ def seed_everything(seed: int) -> None:
 
 
 def restore(resume: dict[str, Any], path: Path, optimizer, schedule, scaler) -> None:
-    """Load a checked checkpoint's states into a fresh run; a part that does not fit is an ArchError."""
-    parts = (("optimizer state", lambda: optimizer.load_state_dict(resume["optimizer"])),
-             ("schedule state", lambda: schedule.load_state_dict(resume["scheduler"])),
+    """Load a checked checkpoint's states into a fresh run; a part that does not fit is an ArchError.
+
+    torch's load_state_dict takes the optimizer's, the schedule's and the scaler's
+    states as they come: a moment buffer of another shape, or a schedule's `last_epoch`
+    that is a string, would only fail in the first step. Each is held to the kinds of
+    the state this run makes (`same_kinds`) and the optimizer's buffers to the shapes
+    of their parameters.
+    """
+    def load_like(target, state) -> None:
+        same_kinds(target.state_dict(), state, "")
+        target.load_state_dict(state)
+
+    def load_optimizer(state) -> None:
+        same_kinds(optimizer.state_dict()["param_groups"], state["param_groups"], "param_groups")
+        optimizer.load_state_dict(state)
+        check_optimizer_buffers(optimizer)
+
+    parts = (("optimizer state", lambda: load_optimizer(resume["optimizer"])),
+             ("schedule state", lambda: load_like(schedule, resume["scheduler"])),
              ("mixed-precision scaler state", lambda: scaler is not None and resume.get("scaler")
-              and scaler.load_state_dict(resume["scaler"])),
+              and load_like(scaler, resume["scaler"])),
              ("random number generator states", lambda: set_rng_state(resume["rng"])))
     for what, load_part in parts:
         try:
@@ -166,3 +201,42 @@ def restore(resume: dict[str, Any], path: Path, optimizer, schedule, scaler) -> 
 
             raise ArchError(f"checkpoint {path}: its {what} does not fit this run ({type(exc).__name__}: "
                             f"{first_sentence(exc)}); the file is damaged or comes from another run") from None
+
+
+def same_kinds(fresh: Any, loaded: Any, where: str) -> None:
+    """ValueError at the first entry of `loaded` that is not of the kind `fresh` (the state this run makes) has there.
+
+    Numbers may be ints or floats, an entry that is None in `fresh` may hold anything,
+    and keys only one side has are left to load_state_dict (another torch version adds
+    some); a mapping that shares no key with `fresh` is not its state at all.
+    """
+    if fresh is None:
+        return
+    if isinstance(fresh, Mapping):
+        if not isinstance(loaded, Mapping) or fresh and not any(key in loaded for key in fresh):
+            raise ValueError(f"{where or 'the state'} is {describe(loaded)} without any of {', '.join(map(str, fresh))}")
+        for key in fresh:
+            if key in loaded:
+                same_kinds(fresh[key], loaded[key], f"{where}[{key!r}]" if where else repr(key))
+        return
+    if isinstance(fresh, (list, tuple)):
+        if not isinstance(loaded, (list, tuple)) or len(loaded) != len(fresh):
+            raise ValueError(f"{where} is {describe(loaded)}{f' of {len(loaded)}' if isinstance(loaded, (list, tuple)) else ''}"
+                             f", expected {len(fresh)} entries")
+        for index, (mine, theirs) in enumerate(zip(fresh, loaded)):
+            same_kinds(mine, theirs, f"{where}[{index}]")
+        return
+    kinds = (bool,) if isinstance(fresh, bool) else (int, float) if _is_number(fresh) else (type(fresh),)
+    if not isinstance(loaded, kinds) or isinstance(loaded, bool) != isinstance(fresh, bool):
+        raise ValueError(f"{where} is {describe(loaded)}, expected {describe(fresh)}")
+
+
+def check_optimizer_buffers(optimizer) -> None:
+    """ValueError unless each parameter's optimizer buffers are tensors of its shape (or scalars: adam's step)."""
+    for index, param in enumerate(p for group in optimizer.param_groups for p in group["params"]):
+        for key, value in optimizer.state.get(param, {}).items():
+            if value is None:
+                continue
+            if not isinstance(value, torch.Tensor) or value.dim() and value.shape != param.shape:
+                raise ValueError(f"parameter {index}'s {key!r} is {describe(value)}, the parameter "
+                                 f"{tuple(param.shape)}")

@@ -71,6 +71,10 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
         else TrainConfig()
     if options.dataset:
         config = dataclasses.replace(config, dataset=options.dataset)
+    out = options.out or checkpoint_path.parent
+    png = out / f"confusion_{options.split}.png" if out is not None else None
+    if png is not None:
+        files.check_writable(png)  # now, not after an evaluation of the whole split that would then be lost
     if options.tta == "10crop" and len(net.input_shape) != 3:
         raise ArchError(f"--tta 10crop cuts crops of images; the input {tuple(net.input_shape)} is not (C, H, W)")
     data = load_data(net, config, tta.load_size(options.tta, net.input_shape), options.skip_bad_images,
@@ -101,11 +105,7 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
     tally, predictions, labels = evaluate_split(model, loader, names, placement, options.tta,
                                                 view_size=tuple(net.input_shape[1:]) if options.tta != "none" else None)
     confusion = metrics.confusion_matrix(predictions, labels, data.info.num_classes)
-    out = options.out or checkpoint_path.parent
-    png = None
-    if out is not None:
-        files.make_folder(out)
-        png = out / f"confusion_{options.split}.png"
+    if png is not None:
         title = f"{net.name} on {config.dataset} ({options.split}{_tta_label(options.tta)}): top-1 {tally.acc1:.2%}"
         metrics.plot_confusion(confusion, data.info.class_names, png, title)
     return Evaluation(options.split, options.tta, tally.count, tally.acc1, tally.acc5, tally.loss, confusion,

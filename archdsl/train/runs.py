@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,33 +56,56 @@ def is_run(folder: Path) -> bool:
     return (folder / "config.json").is_file() and ((folder / "metrics.csv").is_file() or (folder / "last.pt").is_file())
 
 
+# The metrics.csv columns this module reads; a row without a number in each is not shown.
+ROW_COLUMNS = ("epoch", "train_loss", "val_loss", "val_top1", "time_s")
+
+
 def read_run(folder: Path) -> RunInfo:
+    """What a run folder's plain files say; a file that is missing, damaged or of the wrong kind says nothing."""
     folder = Path(folder)
     config = _json(folder / "config.json") or {}
     summary = _json(folder / "summary.json")
     rows = tuple(_rows(folder / "metrics.csv"))
     best = max(rows, key=lambda r: r["val_top1"], default=None)
-    wall = summary.get("wall_s") if summary else (sum(r["time_s"] for r in rows) if rows else None)
+    wall = _number(summary.get("wall_s")) if summary else (sum(r["time_s"] for r in rows) if rows else None)
+    epochs = config.get("epochs")
     return RunInfo(folder, str(config.get("network", "?")), str(config.get("spec", "?")),
-                   str(config.get("dataset", "?")), len(rows), config.get("epochs"),
+                   str(config.get("dataset", "?")), len(rows), epochs if type(epochs) is int else None,
                    best["val_top1"] if best else None, int(best["epoch"]) if best else None,
-                   summary.get("test_top1") if summary else None, wall, summary is not None, rows)
+                   _number(summary.get("test_top1")) if summary else None, wall, summary is not None, rows)
+
+
+def _number(value) -> float | None:
+    """`value` when it is a finite number (a summary.json written by archdsl holds no other), else None."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
+
+
+def _text(path: Path) -> str | None:
+    """A regular file's text, or None: a FIFO named summary.json is not read (it would block for ever)."""
+    try:
+        with files.open_regular(path, "a file archdsl train writes") as file:
+            return file.read().decode("utf-8")
+    except (ArchError, OSError, ValueError):
+        return None
 
 
 def _json(path: Path) -> dict | None:
     try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
+        value = json.loads(_text(path) or "null")
+    except ValueError:
         return None
     return value if isinstance(value, dict) else None
 
 
 def _rows(path: Path) -> list[dict[str, float]]:
     try:
-        with open(path, newline="") as f:
-            return [{k: float(v) for k, v in row.items() if k and v not in (None, "")} for row in csv.DictReader(f)]
-    except (OSError, ValueError, csv.Error):
+        table = csv.DictReader(io.StringIO(_text(path) or "", newline=""))
+        rows = [{k: float(v) for k, v in row.items() if isinstance(k, str) and isinstance(v, str) and v}
+                for row in table]
+    except (ValueError, csv.Error):
         return []
+    return [row for row in rows if all(math.isfinite(row.get(key, math.nan)) for key in ROW_COLUMNS)]
 
 
 def _pct(value: float | None) -> str:

@@ -7,6 +7,7 @@ command line text (parsed by the same grammar, see `parse_override`).
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -15,6 +16,15 @@ from archdsl.errors import ArchError, Source, Span, did_you_mean
 from archdsl.evaluate import Symbol, evaluate
 
 COMMAND_LINE = "command line"
+FLOAT32_MAX = 3.4028234663852886e38  # training computes in 32-bit floats: a setting beyond this overflows there
+
+
+def as_float32(value: float) -> float:
+    """`value` as a 32-bit float holds it: infinite beyond its range, 0 below its smallest step."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,21 @@ class Range:
             self.kind is int and not isinstance(value, int))
         if wrong_kind or not math.isfinite(value):
             raise ArchError(f"{what} expects {self.describe()}, got {_show(value)}", span)
+        # The optimizer and the schedule compute in 32-bit floats: lr = 1e39 overflows there (torch
+        # raises mid-step), and lr = 1e-320 is 0. A float setting is checked as training will hold it.
+        held = as_float32(value) if self.kind is float else value
+        if not math.isfinite(held):
+            raise ArchError(f"{what} expects {self.describe()} within what training's 32-bit floats hold "
+                            f"(at most {FLOAT32_MAX:.2g} in size), got {_show(value)}", span)
+        if self.out_of_range(value) or self.out_of_range(held):
+            held_note = f" (which is {held:g} in training's 32-bit floats)" if held != value else ""
+            raise ArchError(f"{what} must be {self.describe()}, got {_show(value)}{held_note}", span)
+        return self.kind(value)
+
+    def out_of_range(self, value: float) -> bool:
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and (value >= self.high if self.high_open else value > self.high)
-        if too_low or too_high:
-            raise ArchError(f"{what} must be {self.describe()}, got {_show(value)}", span)
-        return self.kind(value)
+        return too_low or too_high
 
     def read(self, setting: ast.Setting) -> Any:
         """A scalar setting: `lr = 0.1`."""

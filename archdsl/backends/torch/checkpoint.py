@@ -67,12 +67,29 @@ def state_dict_of(payload, path) -> dict[str, torch.Tensor]:
 
 
 def check_tensors(weights: Mapping, path) -> dict[str, torch.Tensor]:
-    """`weights` as a dict, when every entry is a tensor under a name; else an ArchError naming the entry."""
+    """`weights` as a dict, when every entry is a tensor of numbers under a name; else an ArchError naming the entry."""
     for name, value in weights.items():
         if not isinstance(name, str) or not isinstance(value, torch.Tensor):
             raise ArchError(f"checkpoint {path}: its weights hold {describe(value)} under {name!r}; expected a tensor"
                             " for every parameter name (is it a state_dict?)")
+        kind = unloadable(value)
+        if kind:
+            raise ArchError(f"checkpoint {path}: its weights hold {kind} under {name!r}; expected a dense tensor of"
+                            " real numbers, as a network's parameters are")
     return dict(weights)
+
+
+def unloadable(tensor: torch.Tensor) -> str | None:
+    """What makes `tensor` no network weight (load_state_dict cannot copy it, or would drop part of it), or None."""
+    if tensor.layout != torch.strided:
+        return f"a {str(tensor.layout).removeprefix('torch.').removeprefix('_')} tensor"
+    if tensor.is_meta:
+        return "a tensor without data (device 'meta')"
+    if tensor.is_quantized:
+        return f"a quantized tensor ({str(tensor.dtype).removeprefix('torch.')})"
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        return f"a tensor of {str(tensor.dtype).removeprefix('torch.')} values"
+    return None
 
 
 def load_checkpoint(path) -> dict:

@@ -114,6 +114,11 @@ def check_library(out: str | os.PathLike, meta: dict[str, Any]) -> Path:
             digest = hashlib.sha256()
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
+            file.seek(0)
+            beyond = _elf_beyond_end(file, size)
+            if beyond:
+                raise _damaged(out, f"{LIBRARY} is {size:,} bytes but its ELF headers place {beyond} (a truncated copy"
+                                    " whose checksum was recomputed)")
     except ArchError as err:
         if err.message.startswith(f"{out} is not a usable"):
             raise
@@ -121,6 +126,40 @@ def check_library(out: str | os.PathLike, meta: dict[str, Any]) -> Path:
     if digest.hexdigest() != meta["library"]["sha256"]:
         raise _damaged(out, f"{LIBRARY} is not the file that was built (its SHA-256 differs from {META}'s)")
     return path
+
+
+def _elf_beyond_end(file, size: int) -> str | None:
+    """What an ELF library's headers place past the end of its `size` bytes, or None (also for a non-ELF file).
+
+    dlopen maps each loadable segment as the program headers say; a page past the
+    end of the file is a SIGBUS when it is touched, so a short file must be refused
+    before dlopen whatever meta.json says of it.
+    """
+    import struct
+
+    head = file.read(64)
+    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return None  # not ELF (dlopen then refuses it with its own message)
+    wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+    if wide and len(head) < 64:
+        return "the ELF header"
+    fields = struct.unpack_from(order + ("QQQIHHHHHH" if wide else "IIIIHHHHHH"), head, 24)
+    phoff, shoff, phentsize, phnum, shentsize, shnum = fields[1], fields[2], *fields[5:7], *fields[7:9]
+    if phoff + phentsize * phnum > size:
+        return f"its program headers up to byte {phoff + phentsize * phnum:,}"
+    if shnum and shoff + shentsize * shnum > size:
+        return f"its section headers up to byte {shoff + shentsize * shnum:,}"
+    file.seek(phoff)
+    table = file.read(phentsize * phnum)
+    for index in range(phnum):
+        entry = table[index * phentsize:(index + 1) * phentsize]
+        if wide:
+            kind, _, offset, _, _, filesz = struct.unpack_from(order + "IIQQQQ", entry)
+        else:
+            kind, offset, _, _, filesz = struct.unpack_from(order + "IIIII", entry)
+        if kind == 1 and offset + filesz > size:  # PT_LOAD
+            return f"a loadable segment up to byte {offset + filesz:,}"
+    return None
 
 
 def read_params(out: str | os.PathLike, meta: dict[str, Any]) -> dict[str, np.ndarray]:

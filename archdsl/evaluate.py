@@ -84,7 +84,14 @@ def evaluate(expr: ast.Expr, env: dict[str, Any], strict: bool) -> Any:
         return _apply(expr, left, right)
     if isinstance(expr, ast.Call):
         return _call(expr, env)
-    raise SpecArgumentError(f"'{type(expr).__name__}' cannot be used as a value here", expr.span)
+    if isinstance(expr, ast.RefArg):
+        raise SpecArgumentError(
+            f"a tensor cannot be a value here: a block's arguments and arithmetic take numbers, sizes such as 2x2"
+            f" and names (a block reads the current tensor; merges such as add(@{expr.name}) take tensors)."
+            f" Received: @{expr.name}",
+            expr.span,
+        )
+    raise SpecArgumentError(f"this cannot be used as a value here. Received: {type(expr).__name__}", expr.span)
 
 
 def _names_a_layer_type(word: str) -> bool:

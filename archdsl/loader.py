@@ -143,6 +143,7 @@ class Loader:
             if block.name in local:
                 raise SpecNameError(f"block '{block.name}' is defined twice. Received: a second `block {block.name}`", block.span)
             local.add(block.name)
+            _check_parameters(block)
             ctx.blocks[block.name] = (block, ctx)
         for after in spec.afters:
             family = canonical_family(after.family, after.span, "after")
@@ -327,3 +328,17 @@ def load_source(path_or_text, files: Mapping[str | os.PathLike, str] | None = No
     if not isinstance(path_or_text, str):
         raise ArchError(f"archdsl.load takes a path or spec text. Received: {type(path_or_text).__name__}")
     return Source("<spec>", path_or_text), None
+
+
+def _check_parameters(block: ast.BlockDef) -> None:
+    """Each of a block's parameters has its own name: `block b(c, c)` would bind one and lose the other."""
+    seen: set[str] = set()
+    for param in block.params:
+        if param.name in seen:
+            written = ", ".join(p.name for p in block.params)
+            raise SpecNameError(
+                f"block '{block.name}' names the parameter '{param.name}' twice; give each parameter its own name."
+                f" Received: block {block.name}({written})",
+                param.span,
+            )
+        seen.add(param.name)

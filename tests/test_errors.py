@@ -202,6 +202,24 @@ def test_block_with_a_misspelled_keyword():
     assert "block 'b' has no parameter 'widht'; did you mean 'width'?" in err.message
 
 
+@pytest.mark.parametrize("definition, at, under", [("block b(c, c) = [conv3-c]", 12, "c"),
+                                                   ("block b(c, s=1, c=2) = [conv3-c]", 17, "c=2")])
+def test_a_parameter_named_twice(definition, at, under):
+    """`block b(c, c)` once bound the second value and lost the first, silently."""
+    err = error(f"input 3x32x32\n{definition}\nb(8, 16)\n", SpecNameError)
+    assert_located(err, 2, at, under=under)
+    assert "block 'b' names the parameter 'c' twice; give each parameter its own name. Received: block b(c, " in err.message
+
+
+@pytest.mark.parametrize("call", ["b(@input)", "b(c=@input)"])
+def test_a_tensor_as_a_block_argument(call):
+    """Once "'RefArg' cannot be used as a value here", a class name of archdsl's, nothing expected or received."""
+    err = error(f"input 3x32x32\nblock b(c) = [conv3-c]\n{call}\n", SpecArgumentError)
+    assert_located(err, 3, call.index("@") + 1, under="@input")
+    assert err.message.startswith("a tensor cannot be a value here: a block's arguments and arithmetic take numbers")
+    assert err.message.endswith("Received: @input") and "RefArg" not in err.message
+
+
 def test_block_called_like_a_layer():
     err = error("input 3x32x32\nblock b(c) = [conv3-c]\nb-64\n", SpecArgumentError)
     assert "block 'b' takes arguments in parentheses, as in b(c)" in err.message

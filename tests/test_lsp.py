@@ -375,3 +375,49 @@ async def test_the_server_imports_neither_torch_nor_tvm():
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     assert out.decode().strip() == "[]"
+
+
+async def test_a_request_that_does_not_read_is_answered_with_an_error(tmp_path):
+    """A hover at a negative position (or with a number for its uri) once got no reply at all, so the
+    editor waited for ever, and the log got two tracebacks; bytes that are no JSON got one more."""
+    import json
+    import os
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("ARCHDSL_DEBUG", None)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "archdsl", "lsp", cwd=tmp_path, env=env,
+                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
+
+    def send(message: bytes) -> None:
+        process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(message) + message)
+
+    async def reply() -> dict:
+        """The next response (notifications the server sends meanwhile are skipped)."""
+        while True:
+            length = 0
+            while (line := await process.stdout.readline()).strip():
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            message = json.loads(await process.stdout.readexactly(length))
+            if "id" in message:
+                return message
+
+    hover = {"jsonrpc": "2.0", "method": "textDocument/hover",
+             "params": {"textDocument": {"uri": (tmp_path / "a.arch").as_uri()}, "position": {"line": 0, "character": 0}}}
+    send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}).encode())
+    assert (await asyncio.wait_for(reply(), 30))["id"] == 1
+    send(b"{{{ not json")
+    send(json.dumps({**hover, "id": 2, "params": {**hover["params"], "position": {"line": -1, "character": -5}}}).encode())
+    answer = await asyncio.wait_for(reply(), 30)
+    assert answer["id"] == 2 and answer["error"]["code"] == -32602, answer
+    assert "textDocument/hover" in answer["error"]["message"]
+    send(json.dumps({**hover, "id": 3}).encode())  # and the server still answers
+    assert (await asyncio.wait_for(reply(), 30)) == {"jsonrpc": "2.0", "id": 3, "result": None}
+    process.stdin.close()
+    process.kill()
+    log = (await process.communicate())[1].decode()
+    assert "Traceback" not in log, log
+    assert "a message for 'textDocument/hover' does not read as LSP's" in log
+    assert "a message that does not read as JSON-RPC was ignored (JSONDecodeError" in log

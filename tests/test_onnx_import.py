@@ -289,3 +289,127 @@ def test_lrn_is_onnx_lrn(tmp_path):
         kinds = [n.op_type for n in onnx.load(path).graph.node if n.op_type not in ("Constant", "Identity")]
         assert kinds == ["Conv", "LRN", "Relu"], (exporter, kinds)
         assert "lrn(3, alpha=0.001, k=1.5)" in import_onnx(path).text
+
+
+# ---------------------------------------------------------------- hostile ONNX files
+
+def hostile(tmp_path: Path, name: str, nodes, inits=(), shape=(1, 3, 8, 8), output="y") -> Path:
+    """A small ONNX file written with onnx.helper, checked by nothing: what a damaged or hand-made file holds."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)], initializer=list(inits))
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def weight(name="w", shape=(4, 3, 3, 3), values=None):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.ones(shape, np.float32) if values is None else values, name)
+
+
+def conv_node(**attrs):
+    from onnx import helper
+
+    return helper.make_node("Conv", ["x", "w"], ["y"], name="conv0", **attrs)
+
+
+def short_weight():
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [5], [1.0] * 5)
+    tensor.dims[:] = [4, 3, 3, 3]  # 108 values declared, 5 held
+    return tensor
+
+
+def bn_with_stats(size):
+    from onnx import helper
+
+    return ([helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn0")],
+            [weight(n, (size,)) for n in "sbmv"])
+
+
+HOSTILE = {  # name → (nodes, initialisers, input shape, what the error says)
+    "stride 0": ([conv_node(strides=[0, 0])], [weight()], (1, 3, 8, 8),
+                 "ONNX node 'conv0' (Conv): its strides must be positive whole numbers; the model gives strides=[0, 0]"),
+    "group 0": ([conv_node(group=0)], [weight()], (1, 3, 8, 8), "its group must be a positive whole number; the model gives group=0"),
+    "dilation 0": ([conv_node(dilations=[0, 0])], [weight()], (1, 3, 8, 8), "its dilations must be positive whole numbers"),
+    "negative pads": ([conv_node(pads=[-1, -1, -1, -1])], [weight()], (1, 3, 8, 8), "its pads must be whole numbers ≥ 0"),
+    "short initialiser": ([conv_node()], [short_weight()], (1, 3, 8, 8),
+                          "the ONNX initialiser 'w' cannot be read: its dims are 4×3×3×3, but its data does not fill them"),
+    "bn statistics of the wrong size": (*bn_with_stats(5), (1, 3, 8, 8),
+                                        "ONNX node 'bn0' (BatchNormalization): its weight holds 5 values (shape (5,)); archdsl's bn has 3"),
+    "input of 0 channels": ([conv_node()], [weight()], (1, 0, 8, 8), "the input 'x' has the shape (1, 0, 8, 8); archdsl needs every size"),
+    "input too large": ([conv_node()], [weight()], (1, 3, 10**18, 8), "between 1 and 1,000,000,000,000,000"),
+}
+
+
+def _bias_too_long():
+    from onnx import helper
+
+    return ([helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv0")], [weight(), weight("b", (7,))], (1, 3, 8, 8),
+            "ONNX node 'conv0' (Conv): its bias holds 7 values (shape (7,)); archdsl's conv3-4 has 4 (shape (4,))")
+
+
+HOSTILE["bias of the wrong size"] = _bias_too_long()
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_a_damaged_model_is_an_error_naming_what_is_wrong(case, tmp_path, run_archdsl):
+    """Once a ZeroDivisionError or a numpy reshape error (an internal error, exit 3), or "archdsl wrote a spec it
+    cannot read back; this is a bug in archdsl's importer" for a file that was simply no valid ONNX."""
+    nodes, inits, shape, expected = HOSTILE[case]
+    path = hostile(tmp_path, "damaged", nodes, inits, shape)
+    with pytest.raises(ArchError) as info:
+        import_onnx(path)
+    assert expected in info.value.message, info.value.message
+    assert "bug in archdsl" not in info.value.message
+    result = run_archdsl("check", path)
+    assert result.returncode == 1 and expected in result.stderr and "internal error" not in result.stderr, result.stderr
+
+
+def test_an_output_named_input_is_renamed(tmp_path):
+    from onnx import helper
+
+    path = hostile(tmp_path, "named", [conv_node(), helper.make_node("Relu", ["y"], ["input"])], [weight()], output="input")
+    imported = import_onnx(path)  # `-> input` would name the network's input: the output is called otherwise
+    assert "-> input" not in imported.text and imported.network.params == 108
+
+
+def test_an_empty_file_and_a_graph_without_input(tmp_path, capsys):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert main(["import", str(empty)]) == 1
+    assert f"'{empty}' is empty; expected an ONNX model" in capsys.readouterr().err
+    from onnx import helper
+
+    no_input = hostile(tmp_path, "noinput", [helper.make_node("Relu", ["x"], ["y"])])
+    import onnx
+
+    model = onnx.load(str(no_input))
+    del model.graph.input[:]
+    onnx.save(model, str(no_input))
+    with pytest.raises(ArchError, match=r"one input; this graph has 0$"):
+        import_onnx(no_input)
+
+
+def test_a_graph_computing_billions_of_values_is_refused_in_bounded_memory(tmp_path):
+    """A 300-byte model whose Range(0, 2e8) feeds a Cast made onnx's shape inference take 22 GB and a minute.
+    In a process held to 4 GiB, so that a regression fails here instead of exhausting the machine."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    scalars = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("a", 0), ("b", 200_000_000), ("d", 1))]
+    nodes = [helper.make_node("Range", ["a", "b", "d"], ["r"]), helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceSum", ["rf"], ["sum"], keepdims=0), helper.make_node("Add", ["x", "sum"], ["y"])]
+    path = hostile(tmp_path, "bomb", nodes, scalars)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30));"
+            "from archdsl.cli import main; sys.exit(main(['check', sys.argv[1]]))")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 1, result.stderr
+    assert "reading this graph's shapes needs more than 2 GiB beyond the model's weights" in result.stderr

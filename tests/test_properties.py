@@ -41,6 +41,8 @@ TOKENS = [
     "se<squeeze=4, act=silu, gate=hardsigmoid, form=conv>", "se<2, form=conv>", "se<r=4>", "se<",
     "conv-8(kernel=3)", "conv-c(kernel=k, groups=in_channels)", "block m(k, t=2) =", "m(3)", "m(k=5, t=1)",
     "conv1-(divisible(c * 1.1, 8))", "* (ceil(2 * 1.2))", "max(", "min(", "ceil(", "divisible(", "in_channels", "1.1",
+    # tensors where values go, parameters named twice
+    "b(@x)", "m(k=@input)", "block b(c, c) =", "block m(k, t=2, k=3) =",
 ]
 
 # Numbers of up to 6,000 digits: Python's int() refuses 4,300, and sizes stop at 10^15.

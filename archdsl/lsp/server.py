@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, LanguageServerProtocol
 
 from .. import __version__
 from ..errors import Span
@@ -74,9 +76,51 @@ def path_of(uri: str) -> Path | None:
     return Path(urllib.parse.unquote(parsed.path)).resolve()
 
 
+# What a message that does not read as LSP's becomes: a notification nothing answers (see Protocol).
+UNREADABLE = "$/archdsl/unreadable"
+
+
+class _OneLine(logging.Filter):
+    """pygls logs a traceback for every message it cannot read (bytes that are no JSON, JSON that is
+    no LSP message): the client's fault, not a bug to debug. One line says what it was instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Unable to deserialize message"):
+            return False  # Protocol.structure_message logs it
+        if str(record.msg).startswith("Unable to handle message") and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg, record.args = "a message that does not read as JSON-RPC was ignored (%s: %s)", (
+                type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            record.exc_info = record.exc_text = None
+        return True
+
+
+for _name in ("pygls.protocol.json_rpc", "pygls.io_", "pygls.server"):
+    logging.getLogger(_name).addFilter(_OneLine())
+
+
+class Protocol(LanguageServerProtocol):
+    """pygls's protocol, but a request whose params do not read (a negative position, a number for a
+    uri) is answered with JSON-RPC's Invalid Params error: pygls drops it, and the editor then waits
+    for a reply that never comes. The log gets one line, not a traceback."""
+
+    def structure_message(self, data):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            method = data.get("method")
+            log.warning("a message for %r does not read as LSP's (%s); %s", method, exc.message,
+                        "answered with an error" if "id" in data and method else "ignored")
+            if "id" in data and method:
+                error = JsonRpcInvalidParams(f"{method}: the params do not read as LSP's")
+                self._send_response(data["id"], error=error.to_response_error())
+            return JsonRPCNotification(method=UNREADABLE, jsonrpc=self.VERSION, params=None)
+
+
 class ArchServer(LanguageServer):
     def __init__(self):
-        super().__init__("archdsl", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full)
+        super().__init__("archdsl", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Full,
+                         protocol_cls=Protocol)
         self.documents: dict[str, Document] = {}
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archdsl-analysis")
         self.queue: dict[str, None] = {}  # documents waiting for an analysis, oldest first
@@ -211,6 +255,11 @@ def safe(default):
                 return default
         return run
     return wrap
+
+
+@server.feature(UNREADABLE)
+def unreadable(ls: ArchServer, params) -> None:
+    """A message Protocol could not read: already answered or logged."""
 
 
 # ---- documents ----

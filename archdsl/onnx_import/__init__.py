@@ -106,8 +106,10 @@ def _outputs(onnx_model, builder, partial: bool) -> dict[str, str]:
 
 
 def _identifier(tensor: str) -> str:
+    """An output's name as a spec writes it (`-> name`): a word, not a number, and not `input`, which
+    names the network's input."""
     name = re.sub(r"\W", "_", tensor)
-    return name if name and not name[0].isdigit() else "out_" + name
+    return name if name and not name[0].isdigit() and name != "input" else "out_" + name
 
 
 def _network_name(onnx_model) -> str:

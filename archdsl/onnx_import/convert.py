@@ -24,7 +24,7 @@ from ..ops import (
     Sigmoid, SiLU, Softmax, Tanh, Trait, Upsample,
 )
 from ..ops.activation import Mish
-from ..shapes import fmt_shape
+from ..shapes import MAX_SIZE, fmt_shape
 from .model import OnnxModel, attributes, module_hint
 
 
@@ -70,6 +70,9 @@ class Builder:
         shape = model.shape(source)
         if shape is None or len(shape) < 2:
             raise ArchError(f"the input '{source}' needs a shape N×C(×…); ONNX gives {shape}")
+        if any(d < 1 or d > MAX_SIZE for d in shape[1:]):
+            raise ArchError(f"the input '{source}' has the shape {shape}; archdsl needs every size but the batch"
+                            f" between 1 and {MAX_SIZE:,}")
         self.input = "input"
         self.graph.add_node("input", layer=Layer("input", Input(shape[1:]), (), shape[1:], origin=source))
         self.producer[source] = "input"
@@ -109,6 +112,7 @@ class Builder:
             shape = op.output_shape(shapes)
         except ArchError as err:
             raise UnsupportedOp(node, f"archdsl's {op.family} cannot take it: {err.message}") from None
+        _check_weights(node, op, shapes, weights or {})
         output = output or node.output[0]
         expected = self.model.shape(output)
         if expected is not None and view == ("last",):
@@ -144,6 +148,17 @@ class Builder:
     def replace(self, layer: Layer, op: Op, weights: dict) -> None:
         layer.op = op
         layer.weights = weights
+
+
+def _check_weights(node, op: Op, shapes: tuple, weights: dict) -> None:
+    """Each of the node's constants holds as many values as the layer's tensor it becomes (a bias of
+    7 values on a conv of 4 filters is a damaged model, refused here with its node)."""
+    expected = op.weights(shapes)
+    for name, value in weights.items():
+        weight = expected.get(name)
+        if weight is not None and getattr(value, "size", weight.size) != weight.size:
+            raise UnsupportedOp(node, f"its {name} holds {value.size:,} values (shape {tuple(value.shape)}); archdsl's"
+                                      f" {op.describe()} has {weight.size:,} (shape {tuple(weight.shape)})")
 
 
 def _keeps_layout(op: Op) -> bool:
@@ -780,4 +795,24 @@ def convert_node(node, b: Builder) -> None:
     if node.domain not in ("", "ai.onnx") or function is None:
         raise UnsupportedOp(node, f"archdsl has no layer for the op '{node.op_type}'"
                                   + (f" of domain '{node.domain}'" if node.domain not in ("", "ai.onnx") else ""))
-    function(node, b, attributes(node))
+    attrs = attributes(node)
+    _check_sizes(node, attrs)
+    function(node, b, attrs)
+
+
+# ONNX's window attributes and the least value each may hold: a model that breaks these is no
+# valid ONNX (onnxruntime refuses it too), and archdsl says so rather than writing a spec it refuses.
+LEAST = {"kernel_shape": 1, "strides": 1, "dilations": 1, "group": 1, "size": 1, "pads": 0, "output_padding": 0}
+
+
+def _check_sizes(node, attrs: dict) -> None:
+    for name, least in LEAST.items():
+        value = attrs.get(name)
+        if value is None:
+            continue
+        several = isinstance(value, (list, tuple))
+        if any(not isinstance(v, int) or v < least for v in (value if several else [value])):
+            what = (("positive whole numbers" if least else "whole numbers ≥ 0") if several
+                    else ("a positive whole number" if least else "a whole number ≥ 0"))
+            raise UnsupportedOp(node, f"its {name} must be {what}; the model gives"
+                                      f" {name}={list(value) if several else value}")

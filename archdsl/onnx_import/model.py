@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ArchError
+from ..memory import memory_ceiling
+
+# What reading a graph's shapes (onnx's inference, folding its constants) may take beyond the
+# model's own size: shape tensors are a few numbers, so this is only ever reached by a graph
+# that computes huge constants from small ones.
+READING_MEMORY = 2 << 30
 
 
 def need_onnx():
@@ -47,6 +53,8 @@ def read(source) -> OnnxModel:
         path = Path(source)
         if not path.is_file():
             raise ArchError(f"no ONNX file at '{path}'")
+        if path.stat().st_size == 0:
+            raise ArchError(f"'{path}' is empty; expected an ONNX model")
         try:
             proto = onnx.load(str(path))
         except Exception as exc:  # not protobuf, truncated
@@ -54,10 +62,13 @@ def read(source) -> OnnxModel:
     else:
         proto = source
     graph = proto.graph
+    if not graph.node and not graph.input and not graph.output:
+        raise ArchError(f"'{path or graph.name}' holds no graph (no nodes, inputs or outputs); expected an ONNX model")
     initialisers = {t.name for t in graph.initializer}
     inputs = [i.name for i in graph.input if i.name not in initialisers]
     if len(inputs) != 1:
-        raise ArchError(f"archdsl imports networks with one input; this graph has {len(inputs)}: {', '.join(inputs)}")
+        listed = f": {', '.join(inputs)}" if inputs else ""
+        raise ArchError(f"archdsl imports networks with one input; this graph has {len(inputs)}{listed}")
     for value in list(graph.input) + list(graph.output):
         dims = value.type.tensor_type.shape.dim
         if dims and value.name not in initialisers:
@@ -65,19 +76,25 @@ def read(source) -> OnnxModel:
             dims[0].dim_value = 1
     graph.ClearField("value_info")
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants = {t.name: _initialiser(t, numpy_helper) for t in graph.initializer}
     for t in graph.initializer:  # shape inference reads the dims only: do not make it copy the weights
         if t.name in constants and constants[t.name].size > 64:
             for data in ("raw_data", "float_data", "double_data", "int32_data", "int64_data"):
                 t.ClearField(data)
             t.data_location = onnx.TensorProto.DEFAULT
-    inferred = _infer(proto, shape_inference)
-    shapes = _shapes(inferred)
-    if any(o not in shapes for n in inferred.graph.node for o in n.output if o):
-        # Shapes computed at run time (torch's traced `view(…, x.size(1) // g, …)`): with the batch fixed,
-        # every one of them is a constant; compute them and infer again.
-        if _fold_shape_computations(proto, shapes, constants):
+    try:
+        with memory_ceiling(READING_MEMORY + sum(v.nbytes for v in constants.values())):
             inferred = _infer(proto, shape_inference)
+            shapes = _shapes(inferred)
+            if any(o not in shapes for n in inferred.graph.node for o in n.output if o):
+                # Shapes computed at run time (torch's traced `view(…, x.size(1) // g, …)`): with the batch fixed,
+                # every one of them is a constant; compute them and infer again.
+                if _fold_shape_computations(proto, shapes, constants):
+                    inferred = _infer(proto, shape_inference)
+    except MemoryError:
+        raise ArchError(f"reading this graph's shapes needs more than {READING_MEMORY >> 30} GiB beyond the model's"
+                        " weights: the graph computes huge constants from small ones (a Range, ConstantOfShape or"
+                        " Expand of billions of values?)") from None
     shapes = _shapes(inferred)
     for t in graph.initializer:
         shapes[t.name] = tuple(t.dims)
@@ -100,9 +117,21 @@ def read(source) -> OnnxModel:
                      [o.name for o in graph.output], opset, consumers)
 
 
+def _initialiser(tensor, numpy_helper):
+    """An initialiser's values, or an ArchError naming it when its data does not fill its dims."""
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception as exc:  # noqa: BLE001 - onnx raises ValueError, TypeError or its own for damaged tensors
+        dims = "×".join(map(str, tensor.dims)) or "a scalar"
+        raise ArchError(f"the ONNX initialiser '{tensor.name}' cannot be read: its dims are {dims}, but its data"
+                        f" does not fill them ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+
+
 def _infer(proto, shape_inference):
     try:
         return shape_inference.infer_shapes(proto, strict_mode=False, data_prop=True)
+    except MemoryError:
+        raise  # past the ceiling `read` runs this under: said there
     except Exception as exc:
         raise ArchError(f"onnx's shape inference fails on this graph: {type(exc).__name__}: {exc}") from None
 

@@ -35,7 +35,7 @@ MAX_NESTING = 100
 # Names a block body may read besides its parameters: its input tensor's sizes.
 SHAPE_NAMES = ("in_channels", "in_depth", "in_height", "in_width", "in_length")
 
-_FAMILY = re.compile(r"^([a-z_]+?)(\d+(?:x\d+)*)?$")
+_FAMILY = re.compile(r"^([a-z_]+?)([0-9]+(?:x[0-9]+)*)?$")
 
 
 @functools.lru_cache(maxsize=4096)  # a spec writes the same few names over and over

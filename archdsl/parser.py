@@ -31,7 +31,7 @@ _TERMINAL_WORDS = {
 # at 2^32 long before this; the bound keeps Python's int() (which refuses 4,300
 # digits) and every later step from seeing a number of thousands of digits.
 MAX_DIGITS = 100
-_DIGIT_RUNS = re.compile(r"\d{%d,}" % (MAX_DIGITS + 1))
+_DIGIT_RUNS = re.compile(r"[0-9]{%d,}" % (MAX_DIGITS + 1))
 
 
 def _check_digits(source: Source, tok: Token) -> None:

@@ -49,6 +49,9 @@ def assert_located(err: ArchError, line: int, col: int, file: str = "<spec>", un
         ("input 3x8x8\nconv3-8 \"str\" relu\n", 2, 15, r"expected ':'.*Received: 'relu'"),  # a label needs its colon
         ("input\nconv3-8\n", 2, 1, r"expected .*sizes like 3x224x224"),
         ("input 3x8x8\nblock = [relu]\n", 2, 7, r"expected a name"),
+        # Numbers are ASCII digits: Python's \d would read Arabic-Indic four as 4 and check `conv3-4`.
+        ("input 3x8x8\nconv3-\u0664\n", 2, 7, r"unexpected character '\u0664'"),
+        ("input 3x\uff18x8\nrelu\n", 1, 9, r"unexpected character '\uff18'"),
     ],
 )
 def test_syntax_errors(text, line, col, received):

@@ -28,7 +28,7 @@ from .shapes import MAX_SIZE, Shape, fmt_shape
 # anything is built (`budget.count_layers`), so nested repetitions that would
 # expand to billions of layers fail at once instead of exhausting memory; the
 # expander checks it again as it adds layers.
-MAX_LAYERS = 250_000
+MAX_LAYERS = 50_000
 # How deep blocks, brackets and composites may nest inside one another (counted in
 # terms, through block calls): expansion recurses, and must stay far from Python's limit.
 MAX_NESTING = 100

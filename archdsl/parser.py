@@ -5,6 +5,7 @@ with the position, what the grammar expected there and what it received.
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 from lark import Token, Transformer, Tree, v_args
@@ -45,6 +46,30 @@ def _check_digits(source: Source, tok: Token) -> None:
         f"a number written with {len(digits):,} digits; expected at most {MAX_DIGITS} digits."
         f" Received: {digits[:6]}…{digits[-3:]}",
         Span(source, line, col, line, col + len(digits)),
+    )
+
+
+# The most tokens one spec file may hold. Parsing costs about 20 µs a token, so a
+# file of a million one-letter layers would keep `check` (and the editor) busy for
+# most of a minute before any later limit could speak; real specs hold a few
+# thousand. Counted with one regular expression, which errs on the side of more
+# tokens than lark sees (`soft-max` counts three).
+MAX_TOKENS = 100_000
+_TOKENS = re.compile(r'#[^\n]*|"[^"\n]*"|[A-Za-z0-9_.]+|\S')
+
+
+def _check_token_count(source: Source) -> None:
+    """A SpecSyntaxError at the first token past MAX_TOKENS, found before lark reads any of them."""
+    tokens = _TOKENS.finditer(source.text)
+    past = next(itertools.islice(tokens, MAX_TOKENS, None), None)
+    if past is None:
+        return
+    line = source.text.count("\n", 0, past.start()) + 1
+    col = past.start() - (source.text.rfind("\n", 0, past.start()) + 1) + 1
+    raise SpecSyntaxError(
+        f"the spec holds more than {MAX_TOKENS:,} tokens (names, numbers and symbols), the most archdsl reads in"
+        f" one file; write repeated layers once, with `* n` or a block. Received: token {MAX_TOKENS + 1:,} here",
+        Span(source, line, col, line, col + len(past.group())),
     )
 
 
@@ -269,6 +294,7 @@ def parse(source: Source) -> ast.Spec:
             "empty spec; expected at least `input CxHxW` and one layer. Received: an empty file",
             Span(source, 1, 1, 1, 1),
         )
+    _check_token_count(source)
     try:
         tree = lark_parser().parse(source.text)
     except UnexpectedInput as exc:

@@ -296,7 +296,7 @@ def test_expansion_to_billions_of_layers_fails_fast():
     start = time.perf_counter()
     err = error(text, ExpansionError)
     assert time.perf_counter() - start < 2.0
-    assert re.search(r"expands to [\d,]+ layers; archdsl builds at most 250,000", err.message)
+    assert re.search(r"expands to [\d,]+ layers; archdsl builds at most 50,000", err.message)
     assert err.span.line in (3, 4)
 
 
@@ -453,6 +453,25 @@ def test_unreadable_file_without_permission(tmp_path, monkeypatch):
     err = error(path, SpecImportError)
     assert "cannot read" in err.message and "permission denied" in err.message
     assert err.format().startswith(f"{path}:1:1: error: ")
+
+
+@pytest.mark.parametrize("token", ["a", "relu", "1", "(", "# a comment"])
+def test_too_many_tokens_is_refused_before_parsing(token):
+    from archdsl.parser import MAX_TOKENS
+
+    # The input line holds 2 tokens, each line below 1: the first past the bound is on line MAX_TOKENS.
+    err = error("input 3x8x8\n" + f"{token}\n" * MAX_TOKENS, SpecSyntaxError)
+    text = assert_located(err, MAX_TOKENS, 1, under=token)
+    assert f"the spec holds more than {MAX_TOKENS:,} tokens" in text and f"Received: token {MAX_TOKENS + 1:,}" in text
+
+
+def test_a_spec_at_the_token_bound_is_read():
+    from archdsl.parser import MAX_TOKENS
+
+    # 2 tokens of input, 8 a layer (conv3 - 8 ( pad = 1 )), comments (1 each) to make up exactly MAX_TOKENS.
+    layers, comments = divmod(MAX_TOKENS - 2, 8)
+    net = archdsl.load("input 3x8x8\n" + "conv3-8(pad=1)\n" * layers + "# padding\n" * comments)
+    assert len(net.layers) == layers + 1  # and the input
 
 
 def test_huge_file(tmp_path):

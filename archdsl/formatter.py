@@ -152,6 +152,8 @@ def _safe(a: Tok, b: Tok, space: str) -> str:
         return " "
     if (a.value[-1], b.value[0]) in (("-", ">"), ("/", "/"), ("-", "-")):
         return " "
+    if a.value.lower() == "soft" and b.value == "-":  # `soft -max` glued is the lexer's one token `soft-max`
+        return " "
     return ""
 
 

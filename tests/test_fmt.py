@@ -73,6 +73,15 @@ def test_random_token_sequences_format_safely(tokens, gaps):
     assert_formats_safely("input 8x16x16\n" + "".join(t + g for t, g in zip(tokens, gaps)))
 
 
+@pytest.mark.parametrize("line", ["soft -max", "SOFT - max", "soft - MAX(2)"])
+def test_a_dash_that_would_make_softmax_keeps_its_space(line):
+    # `soft` (a block) with a dash option is no valid layer, but fmt lays out what parses:
+    # glued, the lexer would read the one token `soft-max`, another layer.
+    text = f"input 3x8x8\nblock soft = relu\n{line}\n"
+    result = assert_formats_safely(text)
+    assert "soft-max" not in result.lower()
+
+
 def test_spacing_case_and_indentation_are_normalised():
     messy = (
         "network  demo\n"

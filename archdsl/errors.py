@@ -11,6 +11,7 @@ so that editors can jump to the spot, and so that the CLI never shows a tracebac
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -83,6 +84,25 @@ def _format(kind: str, message: str, span: Span | None) -> str:
     return f"{head}\n{excerpt}" if excerpt else head
 
 
+# The most characters of a message, and of one word in it. A message that interpolates
+# a huge spec's text (a path of thousands of characters, a call with 10,000 arguments)
+# keeps each word's ends, then the message's head, which says what is wrong, and its
+# tail, which says what was received.
+MESSAGE_WIDTH = 1000
+WORD_WIDTH = 240
+_LONG_WORD = re.compile(r"\S{%d,}" % (WORD_WIDTH + 1))
+
+
+def clip_message(message: str) -> str:
+    if len(message) <= WORD_WIDTH:
+        return message
+    message = _LONG_WORD.sub(lambda m: f"{m.group()[:WORD_WIDTH // 2]}…{m.group()[-WORD_WIDTH // 3:]}", message)
+    if len(message) <= MESSAGE_WIDTH:
+        return message
+    head, tail = message[: MESSAGE_WIDTH * 2 // 3], message[-(MESSAGE_WIDTH // 3):]
+    return f"{head} … ({len(message) - len(head) - len(tail):,} characters left out) … {tail}"
+
+
 class ArchError(Exception):
     """The root of every error archdsl reports to a user.
 
@@ -92,6 +112,7 @@ class ArchError(Exception):
     """
 
     def __init__(self, message: str, span: Span | None = None):
+        message = clip_message(message)
         super().__init__(message)
         self.message = message
         self.span = span

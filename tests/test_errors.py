@@ -474,6 +474,17 @@ def test_a_spec_at_the_token_bound_is_read():
     assert len(net.layers) == layers + 1  # and the input
 
 
+def test_a_message_that_quotes_a_huge_spec_keeps_its_head_and_tail():
+    from archdsl.errors import MESSAGE_WIDTH
+
+    params = ", ".join(f"p{i}" for i in range(10_000))
+    err = error(f"input 3x8x8\nblock b({params}) = relu\nb(1)\n", SpecArgumentError)
+    assert len(err.message) < MESSAGE_WIDTH + 60
+    assert err.message.startswith("block 'b' needs a value for 'p1': b(p0, p1, ")
+    assert "characters left out" in err.message and err.message.endswith("p9999). Received: b(1)")
+    assert_located(err, 3, 1, under="b(1)")
+
+
 def test_huge_file(tmp_path):
     path = tmp_path / "huge.arch"
     path.write_text("input 3x8x8\n" + "relu\n" * 1_000_000)

@@ -216,3 +216,14 @@ def test_a_tuning_database_that_schedules_nothing_says_so(tmp_path):
     assert meta["tuned"] is False and meta["tuned_kernels"] == 0 and meta["kernels"] > 0
     warning = next(line for line in lines if line.startswith("warning: the tuning database"))
     assert f"scheduled 0 of this network's {meta['kernels']} kernels" in warning and "archdsl tune" in warning
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(built, tmp_path, run_archdsl):
+    np.save(tmp_path / "x.npy", X)
+    (tmp_path / "folder.npy").mkdir()
+    ran = run_archdsl("run", built, "--input", tmp_path / "x.npy", "-o", tmp_path / "folder.npy")
+    assert ran.returncode == 1 and "cannot write to" in ran.stderr and "it is a folder" in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr and ran.stdout == ""  # refused before running: no output summary
+    ran = run_archdsl("run", built, "--input", tmp_path / "x.npy", "-o", tmp_path / "y.npy")
+    assert ran.returncode == 0 and ran.stdout.startswith("output: shape 1x4"), ran.stdout + ran.stderr
+    assert np.load(tmp_path / "y.npy").shape == (1, 4)

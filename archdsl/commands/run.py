@@ -33,13 +33,15 @@ def run(args) -> int:
     from archdsl.backends.tvm import run_exported
     from archdsl.errors import ArchError
 
+    if args.output:  # before the run, whose results would otherwise be lost
+        if not args.output.endswith((".npz", ".npy")):
+            raise ArchError(f"-o takes a .npy or .npz file. Received: {args.output}")
+        files.check_writable(args.output)
     outputs = run_exported(args.out, args.input)
     named = outputs if isinstance(outputs, dict) else {"output": outputs}
     for name, array in named.items():
         print(_summary(name, array))
     if args.output:
-        if not args.output.endswith((".npz", ".npy")):
-            raise ArchError(f"-o takes a .npy or .npz file. Received: {args.output}")
         if args.output.endswith(".npy") and len(named) > 1:
             raise ArchError(f"{args.out} has {len(named)} outputs ({', '.join(named)}); save them with -o Y.npz")
         with files.atomic_write(args.output) as file:

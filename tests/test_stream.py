@@ -230,6 +230,22 @@ def session_processes(sid: int) -> list[int]:
     return found
 
 
+def test_a_dead_worker_reported_from_anywhere_is_a_data_error_and_ends_the_watch():
+    from archdsl.train.datasets.stream import DataError, worker_deaths_as_data_errors
+
+    previous = signal.signal(signal.SIGCHLD, lambda *_: None)  # as torch's loader installs its watch
+    try:
+        with pytest.raises(DataError) as info, worker_deaths_as_data_errors():
+            raise RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. ")
+        assert info.value.message.startswith("data loading failed: DataLoader worker (pid 4242) is killed")
+        # The other workers' deaths would break into the report of this one: the watch is over.
+        assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+        with pytest.raises(RuntimeError, match="out of memory"), worker_deaths_as_data_errors():
+            raise RuntimeError("CUDA out of memory")  # not a worker's death: left as it is
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+
+
 @pytest.mark.slow
 def test_a_killed_worker_ends_the_run_with_its_error_and_keeps_the_checkpoint(tmp_path):
     import psutil

@@ -97,13 +97,16 @@ def evaluate(net: Network, checkpoint_path: str | Path, options: EvalOptions = E
     model.to(placement.device)
     if placement.channels_last:
         model.to(memory_format=torch.channels_last)
+    from archdsl.train.datasets.stream import worker_deaths_as_data_errors
     from archdsl.train.loop import evaluate_split
 
     names = list(trained_net.output_nodes)
     loader = data.loader(options.split, options.batch_size, workers=loader_workers(data, options.workers),
                          pin_memory=placement.device.type == "cuda", skip_bad=options.skip_bad_images)
-    tally, predictions, labels = evaluate_split(model, loader, names, placement, options.tta,
-                                                view_size=tuple(net.input_shape[1:]) if options.tta != "none" else None)
+    with worker_deaths_as_data_errors():
+        tally, predictions, labels = evaluate_split(model, loader, names, placement, options.tta,
+                                                    view_size=tuple(net.input_shape[1:]) if options.tta != "none"
+                                                    else None)
     confusion = metrics.confusion_matrix(predictions, labels, data.info.num_classes)
     if png is not None:
         title = f"{net.name} on {config.dataset} ({options.split}{_tta_label(options.tta)}): top-1 {tally.acc1:.2%}"

@@ -38,7 +38,7 @@ from archdsl.train import distributed as dist
 from archdsl.train import heads as heads_mod
 from archdsl.train import metrics, model as model_mod, optim, rundir, tta as tta_mod
 from archdsl.train.config import TrainConfig, check_config
-from archdsl.train.datasets.stream import DataError, is_worker_failure
+from archdsl.train.datasets.stream import DataError, as_data_error, worker_deaths_as_data_errors
 from archdsl.train.device import Placement, cpu_threads, place
 from archdsl.train.guard import CHANCE_AFTER, Diverged, LossGuard, at_chance
 from archdsl.train.progress import PLAIN_EVERY_S, Progress
@@ -472,11 +472,12 @@ def _train(net, config, options, ctx, place_, started) -> Result:
             board.close()
         raise
     except (DataError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and not is_worker_failure(err):
+        data_error = as_data_error(err)
+        if data_error is None:
             raise
         if board is not None:
             board.close()
-        message = err.message if isinstance(err, DataError) else f"data loading failed: {err}"
+        message = data_error.message
         kept = (f"; {run_dir / 'last.pt'} holds epoch {len(history)}: once the data is fixed, continue with "
                 f"archdsl train --resume {run_dir}") if history and ctx.is_main else ""
         raise DataError(f"{message} (epoch {len(history) + 1}){kept}") from None
@@ -490,8 +491,9 @@ def _train(net, config, options, ctx, place_, started) -> Result:
         test_loader = data.loader("test", config.batch_size, workers=workers, pin_memory=pin,
                                   skip_bad=options.skip_bad_images)
         try:
-            test_tally, predictions, truth = evaluate_split(bare, test_loader, names, place_,
-                                                            progress=progress("test", len(data.test)))
+            with worker_deaths_as_data_errors():
+                test_tally, predictions, truth = evaluate_split(bare, test_loader, names, place_,
+                                                                progress=progress("test", len(data.test)))
         except DataError as err:
             raise DataError(f"{err.message} (testing; the trained weights are in {run_dir / 'last.pt'})") from None
         test_top1, test_top5 = test_tally.acc1, test_tally.acc5

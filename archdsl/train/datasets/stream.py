@@ -173,6 +173,7 @@ class StreamLoader:
                 except (ArchError, KeyboardInterrupt):
                     raise
                 except Exception as error:  # a worker died or raised: its message, without the traceback
+                    stop_watching_workers()
                     raise DataError(f"data loading failed: {_worker_message(error)}") from None
                 for path, reason in bad:
                     if not self.skip_bad:
@@ -225,6 +226,42 @@ def is_worker_failure(error: BaseException) -> bool:
     """torch's own report of a loader worker that died, raised from its SIGCHLD handler wherever the main
     process happens to be (in a training step too)."""
     return isinstance(error, RuntimeError) and str(error).startswith("DataLoader worker")
+
+
+def as_data_error(error: BaseException) -> DataError | None:
+    """`error` as the DataError a user reads: itself, or torch's report of a worker that died; else None."""
+    if isinstance(error, DataError):
+        return error
+    if not is_worker_failure(error):
+        return None
+    stop_watching_workers()
+    return DataError(f"data loading failed: {error}")
+
+
+@contextlib.contextmanager
+def worker_deaths_as_data_errors() -> Iterator[None]:
+    """Run the block with torch's report of a loader worker that died (from anywhere in it) as a DataError."""
+    try:
+        yield
+    except RuntimeError as err:
+        data_error = as_data_error(err)
+        if data_error is None:
+            raise
+        raise data_error from None
+
+
+def stop_watching_workers() -> None:
+    """A worker's failure ends the command: from here the other workers' deaths are no news.
+
+    torch reports each worker that dies from its SIGCHLD handler, as a RuntimeError raised
+    wherever the main process happens to be, for as long as the loader's iterator lives;
+    and the error being reported keeps it alive. A second worker killed with the first
+    then broke into the report of the first (an "internal error", exit 3).
+    """
+    import threading
+
+    if hasattr(signal, "SIGCHLD") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
 
 def _worker_message(error: Exception) -> str:
@@ -304,6 +341,7 @@ def _stats_sample(dataset: FolderImages, seed: int, workers: int) -> torch.Tenso
     except ArchError:
         raise
     except Exception as error:
+        stop_watching_workers()
         raise DataError(f"data loading failed: {_worker_message(error)}") from None
 
 

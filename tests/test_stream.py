@@ -246,6 +246,26 @@ def test_a_dead_worker_reported_from_anywhere_is_a_data_error_and_ends_the_watch
         signal.signal(signal.SIGCHLD, previous)
 
 
+def test_a_worker_prints_no_traceback_when_the_main_process_hangs_up():
+    # In a worker (its own process, as the loader forks it): multiprocessing's resource sharer
+    # calls sys.excepthook when the main process, stopping its workers after Ctrl-C, hangs up.
+    script = (
+        "import sys\n"
+        "from archdsl.train.datasets.stream import _worker_init\n"
+        "_worker_init(0)\n"
+        "for error in (ConnectionResetError(104, 'Connection reset by peer'), EOFError(), ValueError('odd')):\n"
+        "    try:\n"
+        "        raise error\n"
+        "    except BaseException:\n"
+        "        sys.excepthook(*sys.exc_info())\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines() == [line for line in ran.stderr.strip().splitlines() if "ValueError: odd" in line]
+    assert len(ran.stderr.strip().splitlines()) == 1 and "loader worker" in ran.stderr
+
+
 @pytest.mark.slow
 def test_a_killed_worker_ends_the_run_with_its_error_and_keeps_the_checkpoint(tmp_path):
     import psutil

@@ -20,7 +20,9 @@ batch and counted (`StreamLoader.skipped`).
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -45,8 +47,6 @@ class DataError(ArchError):
 
 def default_workers() -> int:
     """Loader processes for streamed data: the cores, at most 8 (decoding small images rarely needs more)."""
-    import os
-
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -212,6 +212,7 @@ def _worker_init(_worker_id: int) -> None:
     it at ~15 MB.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.excepthook = _worker_excepthook
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
@@ -220,6 +221,22 @@ def _worker_init(_worker_id: int) -> None:
         ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
     except (OSError, AttributeError):  # not glibc
         pass
+
+
+def _worker_excepthook(kind, value, traceback) -> None:
+    """What a loader worker prints of an error no code of its own caught: one line, or nothing.
+
+    A worker's errors in loading reach the main process through torch's queue, which
+    reports them. What is left for this hook is multiprocessing's resource sharer: a
+    thread that hands the main process the worker's shared memory, and calls
+    sys.excepthook (a traceback on the terminal the user shares) when the main process
+    hangs up in the middle, as it does when it stops its workers after Ctrl-C.
+    """
+    import multiprocessing
+
+    if issubclass(kind, (ConnectionError, EOFError, multiprocessing.AuthenticationError)):
+        return  # the main process hung up: it is stopping, and says why itself
+    print(f"archdsl: loader worker {os.getpid()}: {kind.__name__}: {value}", file=sys.stderr)
 
 
 def is_worker_failure(error: BaseException) -> bool:

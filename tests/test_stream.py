@@ -261,9 +261,8 @@ def test_a_worker_prints_no_traceback_when_the_main_process_hangs_up():
     )
     ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert ran.returncode == 0, ran.stderr
-    assert "Traceback" not in ran.stderr
-    assert ran.stderr.strip().splitlines() == [line for line in ran.stderr.strip().splitlines() if "ValueError: odd" in line]
-    assert len(ran.stderr.strip().splitlines()) == 1 and "loader worker" in ran.stderr
+    lines = ran.stderr.strip().splitlines()  # nothing for the hang-ups, one line for the rest
+    assert len(lines) == 1 and "loader worker" in lines[0] and lines[0].endswith("ValueError: odd"), ran.stderr
 
 
 @pytest.mark.slow

@@ -173,8 +173,7 @@ class StreamLoader:
                 except (ArchError, KeyboardInterrupt):
                     raise
                 except Exception as error:  # a worker died or raised: its message, without the traceback
-                    stop_watching_workers()
-                    raise DataError(f"data loading failed: {_worker_message(error)}") from None
+                    raise loader_failure(error) from None
                 for path, reason in bad:
                     if not self.skip_bad:
                         raise DataError(str(BadImage(path, reason).message))
@@ -249,10 +248,14 @@ def as_data_error(error: BaseException) -> DataError | None:
     """`error` as the DataError a user reads: itself, or torch's report of a worker that died; else None."""
     if isinstance(error, DataError):
         return error
-    if not is_worker_failure(error):
-        return None
+    return loader_failure(error) if is_worker_failure(error) else None
+
+
+def loader_failure(error: Exception) -> DataError:
+    """A loader's failure (a worker that died or raised) as the DataError a user reads; the watch on the
+    other workers ends with it."""
     stop_watching_workers()
-    return DataError(f"data loading failed: {error}")
+    return DataError(f"data loading failed: {_worker_message(error)}")
 
 
 @contextlib.contextmanager
@@ -358,8 +361,7 @@ def _stats_sample(dataset: FolderImages, seed: int, workers: int) -> torch.Tenso
     except ArchError:
         raise
     except Exception as error:
-        stop_watching_workers()
-        raise DataError(f"data loading failed: {_worker_message(error)}") from None
+        raise loader_failure(error) from None
 
 
 @dataclass(frozen=True, eq=False)

@@ -233,13 +233,18 @@ def f32(value) -> float:
 # ---- convolution, pooling --------------------------------------------------------------------------------
 
 
-@converter("Conv")
-def conv(node, b: Builder, attrs: dict) -> None:
-    x = node.input[0]
+def _kernel_and_bias(node, b: Builder):
+    """A Conv's or ConvTranspose's kernel (inputs W, B: constants archdsl keeps as the layer's weights)."""
     weight = b.const(node.input[1])
     if weight is None:
         raise UnsupportedOp(node, "its weight is computed, not a constant; archdsl needs the kernel as a weight")
-    bias = b.const(node.input[2]) if len(node.input) > 2 else None
+    return weight, b.const(node.input[2]) if len(node.input) > 2 else None
+
+
+@converter("Conv")
+def conv(node, b: Builder, attrs: dict) -> None:
+    x = node.input[0]
+    weight, bias = _kernel_and_bias(node, b)
     rank = weight.ndim - 2
     kernel = tuple(attrs.get("kernel_shape", weight.shape[2:]))
     stride = tuple(attrs.get("strides", (1,) * rank))
@@ -255,10 +260,7 @@ def conv(node, b: Builder, attrs: dict) -> None:
 @converter("ConvTranspose")
 def conv_transpose(node, b: Builder, attrs: dict) -> None:
     x = node.input[0]
-    weight = b.const(node.input[1])
-    if weight is None:
-        raise UnsupportedOp(node, "its weight is computed, not a constant")
-    bias = b.const(node.input[2]) if len(node.input) > 2 else None
+    weight, bias = _kernel_and_bias(node, b)
     rank = weight.ndim - 2
     groups = int(attrs.get("group", 1))
     if "output_shape" in attrs:

@@ -31,7 +31,31 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _unraisable(hook_args) -> None:
+    """An error Python can only ignore (raised in a __del__), as one line, not a traceback.
+
+    A loader worker killed while torch forks the others leaves a half-built iterator whose
+    __del__ fails when the error being reported lets it go; the command has already said
+    what went wrong. ARCHDSL_DEBUG=1 shows Python's own report.
+    """
+    if os.environ.get("ARCHDSL_DEBUG"):
+        sys.__unraisablehook__(hook_args)
+        return
+    where = f" in {getattr(hook_args.object, '__qualname__', type(hook_args.object).__name__)}" \
+        if hook_args.object is not None else ""
+    print(f"archdsl: ignored while cleaning up{where}: {hook_args.exc_type.__name__}: {hook_args.exc_value}",
+          file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    previous, sys.unraisablehook = sys.unraisablehook, _unraisable
+    try:
+        return _main(argv)
+    finally:
+        sys.unraisablehook = previous
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         code = _run(argv)
         if not sys.stdout.closed:  # the language server closes it when its client goes

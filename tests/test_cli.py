@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import re
 import subprocess
 import sys
@@ -190,3 +191,28 @@ def test_the_server_exits_quietly_when_its_client_says_so(repo_root):
                             cwd=repo_root, timeout=60)
     assert result.returncode == 0 and result.stderr.decode() == "", result.stderr.decode()
     assert b'"id": 2' in result.stdout or b'"id":2' in result.stdout  # shutdown was answered
+
+
+def test_an_error_python_can_only_ignore_is_one_line_not_a_traceback(tmp_path):
+    # As a DataLoader iterator half built when a worker was killed: its __del__ fails on cleanup.
+    script = (
+        "import sys\n"
+        "import archdsl.commands.check as check\n"
+        "from archdsl import cli\n"
+        "class HalfBuilt:\n"
+        "    def __del__(self):\n"
+        "        self._workers_status\n"
+        "def run(args):\n"
+        "    HalfBuilt()\n"
+        "    return 0\n"
+        "check.run = run\n"
+        "sys.exit(cli.main(['check', 'x.arch']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARCHDSL_DEBUG"}
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stderr.strip() == ("archdsl: ignored while cleaning up in HalfBuilt.__del__: AttributeError: 'HalfBuilt'"
+                                  " object has no attribute '_workers_status'")
+    debug = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                           env=env | {"ARCHDSL_DEBUG": "1"})
+    assert "Traceback" in debug.stderr  # Python's own report, for whoever debugs archdsl
